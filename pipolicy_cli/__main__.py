@@ -1,0 +1,3 @@
+from pipolicy_cli.entry import main
+
+main()

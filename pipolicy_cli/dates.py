@@ -1,0 +1,97 @@
+"""Times and durations.
+
+Stored times are UTC ISO 8601 with a `Z`. Input without a zone is read in the
+register's zone. ISO 8601 goes through the standard library first (about 30x
+faster than dateutil); dateutil only for what it cannot read.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone, tzinfo
+from functools import lru_cache
+
+from pipolicy_cli.errors import InvalidInput
+
+UTC = timezone.utc
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_text(moment: datetime) -> str:
+    """UTC ISO 8601 with `Z`, whole seconds unless sub-second precision matters."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_text() -> str:
+    return to_text(now())
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"timezone: unknown zone {name!r}") from None
+
+
+def parse_time(text: str, local_zone: tzinfo, field: str = "time") -> datetime:
+    """Read a time; a date alone is its local midnight; no zone means `local_zone`."""
+    value = text.strip()
+    if not value:
+        raise InvalidInput(f"{field}: empty")
+    moment: datetime | None = None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        from dateutil import parser as date_parser
+
+        try:
+            moment = date_parser.parse(value)
+        except (ValueError, OverflowError):
+            raise InvalidInput(f"{field}: not a date or time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=local_zone)
+    return moment.astimezone(UTC)
+
+
+def parse_date(text: str, field: str = "date") -> date:
+    value = text.strip()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field}: not an ISO date (YYYY-MM-DD)") from None
+
+
+_SHORT = re.compile(r"^\s*(\d+)\s*(d|w|m|y|h|day|days|week|weeks|month|months|year|years|hour|hours)\s*$", re.I)
+_UNITS = {
+    "h": "hours", "hour": "hours", "hours": "hours",
+    "d": "days", "day": "days", "days": "days",
+    "w": "weeks", "week": "weeks", "weeks": "weeks",
+    "m": "months", "month": "months", "months": "months",
+    "y": "years", "year": "years", "years": "years",
+}
+_ISO = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?)?$")
+
+
+def parse_duration(text: str, field: str = "duration"):
+    """`90d`, `6 months`, `P3Y`, `P1Y6M` -> a dateutil relativedelta."""
+    from dateutil.relativedelta import relativedelta
+
+    value = text.strip()
+    match = _SHORT.match(value)
+    if match:
+        amount, unit = int(match.group(1)), _UNITS[match.group(2).lower()]
+        return relativedelta(**{unit: amount})
+    match = _ISO.match(value.upper())
+    if match and any(match.groups()):
+        years, months, weeks, days, hours = (int(part or 0) for part in match.groups())
+        return relativedelta(years=years, months=months, weeks=weeks, days=days, hours=hours)
+    raise InvalidInput(f"{field}: not a duration (examples: 90d, 6 months, P3Y)")

@@ -1,0 +1,95 @@
+"""Where things live: the register, the user config file, key files.
+
+The register is found by `--db`, else `PIPOLICY_DB`, else the `db` entry of the
+user config file, else a fixed file in the user data directory, so cron, which
+runs from another working directory, finds the same register as the officer.
+`PIPOLICY_HOME` moves the data and config directories (tests, containers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipolicy_cli.errors import InvalidInput
+
+APP = "pipolicy"
+
+
+def data_dir() -> Path:
+    home = os.environ.get("PIPOLICY_HOME")
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def config_file() -> Path:
+    explicit = os.environ.get("PIPOLICY_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("PIPOLICY_HOME")
+    if home:
+        return Path(home).expanduser() / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "config.toml"
+
+
+def read_config_file() -> dict:
+    path = config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    import tomllib
+
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"config file {path}: not valid TOML ({exc.__class__.__name__})") from None
+
+
+def write_config_file(values: dict[str, str]) -> Path:
+    """Write flat string settings; JSON string escapes are valid TOML."""
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{key} = {json.dumps(str(value))}\n" for key, value in sorted(values.items()))
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class RegisterLocation:
+    path: Path
+    source: str  # "--db", "PIPOLICY_DB", "config file" or "default"
+
+
+def locate_register(option: str | None) -> RegisterLocation:
+    if option:
+        return RegisterLocation(_absolute(option), "--db")
+    env = os.environ.get("PIPOLICY_DB")
+    if env:
+        return RegisterLocation(_absolute(env), "PIPOLICY_DB")
+    configured = read_config_file().get("db")
+    if configured:
+        return RegisterLocation(_absolute(str(configured)), "config file")
+    return RegisterLocation(data_dir() / "register.db", "default")
+
+
+def default_key_file(register: Path) -> Path:
+    """A key file outside the register, named after the register's path."""
+    digest = hashlib.sha256(str(register).encode("utf-8")).hexdigest()[:16]
+    return data_dir() / "keys" / f"{register.stem}-{digest}.key"
+
+
+def _absolute(value: str) -> Path:
+    return Path(value).expanduser().absolute()

@@ -1,0 +1,63 @@
+"""Opening the register's SQLite file with the pragmas every connection needs.
+
+`secure_delete` does not persist, so it is set on every connection: with it,
+deleted and de-identified values are overwritten in the file instead of
+lingering in free pages and old index pages. Temporary tables and sorts stay in
+memory so personal values never reach a temp file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from pipolicy_cli.errors import NotFound, StorageError
+
+BUSY_TIMEOUT_MS = 60_000
+CACHE_KIB = 256 * 1024  # deletes run about twice as fast as with the 2 MB default
+
+_PRAGMAS = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA secure_delete = ON",
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    f"PRAGMA cache_size = -{CACHE_KIB}",
+    "PRAGMA temp_store = MEMORY",
+    "PRAGMA synchronous = FULL",
+)
+
+
+def create_file(path: Path) -> None:
+    """Create an empty register file readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    if create and not path.exists():
+        try:
+            create_file(path)
+        except OSError as exc:
+            raise StorageError(f"cannot create the register at {path}: {exc.strerror}") from None
+    elif not path.exists():
+        raise NotFound(f"no register at {path}: run `pipolicy init` (or pass --db)")
+    # The WAL and shared-memory files inherit the database file's mode; the
+    # umask covers the moment before SQLite has looked at it.
+    previous = os.umask(0o077)
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        if create:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise StorageError(f"register at {path}: cannot switch to WAL journal mode (got {mode})")
+        else:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"register at {path} cannot be read as a SQLite database: {exc}") from None
+    finally:
+        os.umask(previous)
+    return conn

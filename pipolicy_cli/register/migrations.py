@@ -1,0 +1,69 @@
+"""Schema changes as an ordered list of small functions.
+
+Each runs in its own write transaction and is recorded in `migrations` with
+its UTC time and an audit event. A register that records a migration this
+version does not know was written by a newer pipolicy and is left untouched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def m001_foundation(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS migrations (
+            name TEXT PRIMARY KEY,
+            applied_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute(
+        """CREATE TABLE config (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    # The event's canonical bytes are the record; the other columns are read
+    # out of them, so there is nothing to keep in step and nothing unhashed.
+    conn.execute(
+        """CREATE TABLE audit_events (
+            seq INTEGER PRIMARY KEY,
+            event TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            at TEXT GENERATED ALWAYS AS (json_extract(event, '$.at')) VIRTUAL,
+            actor TEXT GENERATED ALWAYS AS (json_extract(event, '$.actor')) VIRTUAL,
+            command TEXT GENERATED ALWAYS AS (json_extract(event, '$.command')) VIRTUAL,
+            action TEXT GENERATED ALWAYS AS (json_extract(event, '$.action')) VIRTUAL,
+            object TEXT GENERATED ALWAYS AS (json_extract(event, '$.object')) VIRTUAL,
+            object_key INTEGER GENERATED ALWAYS AS (json_extract(event, '$.key')) VIRTUAL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX audit_events_at ON audit_events(at)")
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_foundation", m001_foundation),
+]
+
+KNOWN = [name for name, _ in MIGRATIONS]
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if not exists:
+        return []
+    return [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY name")]
+
+
+def pending(done: list[str]) -> list[tuple[str, Migration]]:
+    return [(name, step) for name, step in MIGRATIONS if name not in done]
+
+
+def unknown(done: list[str]) -> list[str]:
+    return [name for name in done if name not in KNOWN]

@@ -1,0 +1,42 @@
+"""`status`: what the register holds and what needs a person.
+
+`ATTENTION_CHECKS` is the list later capabilities extend: each check returns
+the lines a person must act on (overdue requests, a sweep that has not run,
+scrubs pending, ...). `status --check` exits 5 when any returns something.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pipolicy_cli import settings
+from pipolicy_cli.register import Register, audit
+
+AttentionCheck = Callable[[Register], list[str]]
+
+
+ATTENTION_CHECKS: list[AttentionCheck] = []
+
+
+def status(register: Register, source: str, check: bool) -> dict:
+    head = audit.head(register.conn)
+    report = {
+        "register": str(register.path),
+        "register_source": source,
+        "schema_version": register.schema_version(),
+        "jurisdiction": settings.jurisdiction(register),
+        "timezone": settings.timezone_name(register)[0],
+        "counts": register.counts(),
+        "audit": {"count": head.count, "hash": head.hash, "verified": None},
+        "erasures_pending_in_backups": 0,
+        "attention": [],
+    }
+    if check:
+        verification = audit.verify(register.conn)
+        report["audit"]["verified"] = verification.ok
+        if not verification.ok:
+            report["attention"].append(
+                f"audit chain broken at event {verification.first_bad}: {verification.reason}"
+            )
+        report["attention"] += [line for run in ATTENTION_CHECKS for line in run(register)]
+    return report
