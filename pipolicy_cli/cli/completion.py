@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import PurePath
 from typing import Annotated
 
 import typer
@@ -44,28 +45,43 @@ def tree(app: typer.Typer) -> list[Node]:
     def walk(command, path: str) -> None:
         subcommands = getattr(command, "commands", {})
         visible = {name: sub for name, sub in sorted(subcommands.items()) if not getattr(sub, "hidden", False)}
-        options = []
+        options, arguments = [], []
         for param in command.params:
-            if getattr(param, "hidden", False) or param.param_type_name != "option":
+            if getattr(param, "hidden", False):
                 continue
-            names = [*param.opts, *param.secondary_opts]
-            choices = [str(choice.value if isinstance(choice, Enum) else choice) for choice in getattr(param.type, "choices", None) or []]
+            choices, is_path = _value_kind(param)
+            if param.param_type_name == "argument":
+                arguments += choices
+                continue
             options.append(
                 OptionSpec(
-                    names=names,
+                    names=[*param.opts, *param.secondary_opts],
                     help=(param.help or "").split(". ")[0].rstrip("."),
                     takes_value=not param.is_flag and not param.count,
                     choices=choices,
-                    is_path=param.type.name in ("path", "file", "filename"),
+                    is_path=is_path,
                 )
             )
         options.append(OptionSpec(["-h", "--help"], "Show help", False))
-        nodes.append(Node(path, list(visible), options))
+        nodes.append(Node(path, [*visible, *arguments], options))
         for name, sub in visible.items():
             walk(sub, f"{path} {name}".strip())
 
     walk(root, "")
     return nodes
+
+
+def _value_kind(param) -> tuple[list[str], bool]:
+    """Fixed choices and whether the value is a path; typer >= 0.20 describes types itself."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        annotation = descriptor.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            return [str(member.value) for member in annotation], False
+        return [], isinstance(annotation, type) and issubclass(annotation, PurePath)
+    kind = param.type
+    choices = [str(choice.value if isinstance(choice, Enum) else choice) for choice in getattr(kind, "choices", None) or []]
+    return choices, kind.name in ("path", "file", "filename")
 
 
 def render(shell: Shell, nodes: list[Node]) -> str:
@@ -83,24 +99,30 @@ def _paths_case(nodes: list[Node], indent: str, zsh: bool = False) -> str:
 
 
 def _value_cases(nodes: list[Node], zsh: bool) -> list[str]:
-    lines = []
+    """What to offer after an option that takes a value, one case per kind of answer."""
+    by_name: dict[str, dict[str, list[str]]] = {}
     for node in nodes:
         for option in node.options:
             if not option.takes_value:
                 continue
-            pattern = "|".join(f'"{node.path}:{name}"' for name in option.names)
             if option.choices:
-                action = (
-                    f"compadd -- {' '.join(option.choices)}"
-                    if zsh
-                    else f'COMPREPLY=($(compgen -W "{" ".join(option.choices)}" -- "$cur"))'
-                )
+                words = " ".join(option.choices)
+                action = f"compadd -- {words}" if zsh else f'COMPREPLY=($(compgen -W "{words}" -- "$cur"))'
             elif option.is_path:
                 action = "_files" if zsh else 'COMPREPLY=($(compgen -f -- "$cur"))'
             else:
                 action = ":" if zsh else "COMPREPLY=()"
-            lines.append(f"        {'(' if zsh else ''}{pattern}) {action}; return ;;")
-    return lines
+            for name in option.names:
+                by_name.setdefault(name, {}).setdefault(action, []).append(node.path)
+    patterns: dict[str, list[str]] = {}
+    for name, actions in by_name.items():
+        for action, node_paths in actions.items():
+            targets = ["*"] if len(actions) == 1 else [f'"{path}"' for path in node_paths]
+            patterns.setdefault(action, []).extend(f"{target}:{name}" if target == "*" else f'"{target[1:-1]}:{name}"' for target in targets)
+    return [
+        f"        {'(' if zsh else ''}{'|'.join(found)}) {action}; return ;;"
+        for action, found in patterns.items()
+    ]
 
 
 def _bash(nodes: list[Node]) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import getpass
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from pipolicy_cli.catalog import profile_codes
 from pipolicy_cli.cli.output import Format, Output
+
+Jurisdiction = Enum("Jurisdiction", {code: code for code in profile_codes()}, type=str)
 
 Db = Annotated[
     Optional[Path],

@@ -14,8 +14,8 @@ from pipolicy_cli.errors import ExitCode
 
 def init(
     jurisdiction: Annotated[
-        Optional[str],
-        typer.Option("--jurisdiction", help="The law profile: pipl (default), gdpr or ccpa.", show_default=False),
+        Optional[options.Jurisdiction],
+        typer.Option("--jurisdiction", help="The law profile (default pipl).", show_default=False, case_sensitive=False),
     ] = None,
     key_file: Annotated[
         Optional[Path],
@@ -34,7 +34,7 @@ def init(
     result = registry.init(
         location.path,
         options.actor(actor),
-        jurisdiction.strip().lower() if jurisdiction else None,
+        jurisdiction.value if jurisdiction else None,
         key_file.expanduser().absolute() if key_file else None,
     )
     out.document(result)

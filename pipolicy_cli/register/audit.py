@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from json.encoder import encode_basestring  # the C version where available
 import os
 import sqlite3
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 GENESIS = "0" * 64
 PLAIN = "sha256"
@@ -33,8 +34,38 @@ def audit_key() -> bytes | None:
     return key.encode("utf-8") if key else None
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(event: dict[str, Any]) -> str:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, UTF-8 as written: the bytes the hash covers."""
+    return _ENCODER.encode(event)
+
+
+def event_text(
+    action: str,
+    actor: str,
+    alg: str,
+    at: str,
+    command: str,
+    fields: Iterable[str],
+    key: int | None,
+    object_kind: str,
+    detail: dict[str, Any] | None = None,
+) -> str:
+    """`canonical()` of one event, built directly: the write path's hot spot."""
+    quote = encode_basestring
+    parts = [
+        '{"action":', quote(action), ',"actor":', quote(actor), ',"alg":', quote(alg),
+        ',"at":', quote(at), ',"command":', quote(command),
+    ]
+    if detail:
+        parts += [',"detail":', _ENCODER.encode(detail)]
+    parts += [
+        ',"fields":[', ",".join(map(quote, sorted(fields))), '],"key":', "null" if key is None else str(int(key)),
+        ',"object":', quote(object_kind), "}",
+    ]
+    return "".join(parts)
 
 
 def chain_hash(previous: str, seq: int, event_text: str, key: bytes | None) -> str:
@@ -63,7 +94,6 @@ class Verification:
     first_bad: int | None = None
     reason: str | None = None
     anchor_found: bool | None = None
-    problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,11 +107,22 @@ class Verification:
 
 
 def verify(conn: sqlite3.Connection, anchor: str | None = None, key: bytes | None = None) -> Verification:
-    """Walk the whole chain; report the first bad sequence number."""
-    key = key if key is not None else audit_key()
-    previous, expected, keyed_seen = GENESIS, 1, False
-    anchor_found = anchor is None or anchor == GENESIS
+    """Walk the whole chain in the register; report the first bad sequence number."""
     rows = conn.execute("SELECT seq, event, hash FROM audit_events ORDER BY seq")
+    return verify_rows(rows, anchor=anchor, key=key if key is not None else audit_key())
+
+
+def verify_rows(
+    rows: Iterable[tuple[int, str, str]],
+    *,
+    anchor: str | None = None,
+    key: bytes | None = None,
+    previous: str = GENESIS,
+    expected: int = 1,
+) -> Verification:
+    """Check (seq, event, hash) rows in order, starting after `previous` at `expected`."""
+    keyed_seen = False
+    anchor_found = anchor is None or anchor == previous
     sha256 = hashlib.sha256
     for seq, event_text, stored in rows:
         if seq != expected:

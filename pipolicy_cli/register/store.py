@@ -9,6 +9,7 @@ audit events and commits, or rolls everything back.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,6 +26,12 @@ def _identifier(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"not an SQL identifier: {name!r}")
     return name
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(_identifier(column) for column in columns)
+    return f"INSERT INTO {_identifier(table)} ({names}) VALUES ({', '.join('?' * len(columns))})"
 
 
 class Transaction:
@@ -48,6 +55,7 @@ class Transaction:
         except sqlite3.OperationalError:  # the first migration has not made the table yet
             current = audit.Head(0, audit.GENESIS)
         self._seq, self._hash = current.count, current.hash
+        self.at = dates.now_text()  # one atomic change happens at one time
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -74,27 +82,13 @@ class Transaction:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Append one audit event. `detail` holds counts and codes, never personal values."""
-        event: dict[str, Any] = {
-            "action": action,
-            "actor": self.actor,
-            "alg": self._alg,
-            "at": dates.now_text(),
-            "command": self.command,
-            "fields": sorted(fields),
-            "key": key,
-            "object": object_kind,
-        }
-        if detail:
-            event["detail"] = detail
-        text = audit.canonical(event)
+        text = audit.event_text(action, self.actor, self._alg, self.at, self.command, fields, key, object_kind, detail)
         self._seq += 1
         self._hash = audit.chain_hash(self._hash, self._seq, text, self._key)
         self._events.append((self._seq, text, self._hash))
 
     def insert(self, table: str, row: dict[str, Any], *, detail: dict[str, Any] | None = None) -> int:
-        columns = [_identifier(column) for column in row]
-        sql = f"INSERT INTO {_identifier(table)} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        key = self.conn.execute(sql, tuple(row.values())).lastrowid
+        key = self.conn.execute(_insert_sql(table, tuple(row)), tuple(row.values())).lastrowid
         self.record("insert", table, key, row.keys(), detail)
         return key
 

@@ -1,0 +1,121 @@
+"""Shared helpers for the benchmarks in tests/bench/.
+
+Timing is `time.perf_counter`; every measurement is repeated and the median is
+reported (the machine is noisy). Nothing here ever fails on timing: `report()`
+prints a table with a "met" column and the scripts exit 0.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of `fn` takes (a collection runs first, outside the timing)."""
+    gc.collect()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1) -> float:
+    """Median seconds over `repeat` calls of `fn`, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    return statistics.median(timed(fn) for _ in range(repeat))
+
+
+def interleaved(cases: dict[str, Callable[[], object]], repeat: int = 7, warmup: int = 1) -> dict[str, list[float]]:
+    """Time several cases round-robin (A B C A B C ...) so drift and noise hit them alike.
+
+    Returns every sample per case; take `statistics.median` of each list.
+    """
+    for _ in range(warmup):
+        for fn in cases.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            samples[name].append(timed(fn))
+    return samples
+
+
+def spread(samples: Sequence[float]) -> str:
+    """min..max of the samples, in ms, to show how noisy a measurement was."""
+    return f"{min(samples) * 1e3:.1f}..{max(samples) * 1e3:.1f} ms"
+
+
+@dataclass
+class Row:
+    operation: str
+    project: str  # already formatted, with its unit
+    baseline: str
+    ratio: float | None
+    target: str  # e.g. "<= 3.0x", ">= 0.50x", ">= 300,000/s"
+    met: bool | None
+
+
+def at_most(operation: str, project_s: float, baseline_s: float, limit: float) -> Row:
+    """A time row: ratio = project / baseline, met when ratio <= limit."""
+    ratio = project_s / baseline_s
+    return Row(operation, ms(project_s), ms(baseline_s), ratio, f"<= {limit:g}x", ratio <= limit)
+
+
+def at_least(operation: str, project_rate: float, baseline_rate: float, limit: float, unit: str = "/s") -> Row:
+    """A throughput row: ratio = project / baseline, met when ratio >= limit."""
+    ratio = project_rate / baseline_rate
+    return Row(operation, rate(project_rate, unit), rate(baseline_rate, unit), ratio, f">= {limit:g}x", ratio >= limit)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def rate(per_second: float, unit: str = "/s") -> str:
+    return f"{per_second:,.0f}{unit}"
+
+
+def report(rows: Iterable[Row], title: str | None = None) -> None:
+    """Print the rows as a table: operation, project, baseline, ratio, target, met."""
+    headers = ("operation", "project", "baseline", "ratio", "target", "met")
+    cells = [
+        (
+            row.operation,
+            row.project,
+            row.baseline,
+            "-" if row.ratio is None else f"{row.ratio:.2f}x",
+            row.target,
+            "-" if row.met is None else ("yes" if row.met else "NO"),
+        )
+        for row in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    left = {0, 4, 5}  # text columns left-aligned, numbers right-aligned
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    if title:
+        print(f"\n{title}")
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print(line(c))
+    missed = sum(1 for c in cells if c[5] == "NO")
+    print(f"\n{len(cells) - missed}/{len(cells)} targets met" + (" (timings only; nothing fails)" if missed else ""))
+
+
+def environment() -> str:
+    """One line naming the interpreter, SQLite and machine, to print above the table."""
+    return (
+        f"python {platform.python_version()} ({sys.executable}), sqlite {sqlite3.sqlite_version}, "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus"
+    )

@@ -1,0 +1,49 @@
+"""Fixtures: an isolated home, a CLI runner, and an initialised register per test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipolicy_cli.cli.app import app
+
+_ENV = ("PIPOLICY_DB", "PIPOLICY_CONFIG", "PIPOLICY_TZ", "PIPOLICY_KEY", "PIPOLICY_AUDIT_KEY", "PIPOLICY_DEBUG", "NO_COLOR")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data and config directories and a clean environment."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("PIPOLICY_HOME", str(home))
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, env: dict | None = None):
+        return self.runner.invoke(app, [str(arg) for arg in args], input=input, env=env)
+
+    def json(self, *args: str, input: str | None = None, expect: int = 0):
+        result = self(*args, "--format", "json", input=input)
+        assert result.exit_code == expect, (result.exit_code, result.stdout, result.stderr)
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture
+def db(tmp_path: Path, cli: Cli) -> Path:
+    path = tmp_path / "register.db"
+    result = cli("init", "--db", path)
+    assert result.exit_code == 0, result.stderr
+    return path
