@@ -7,17 +7,19 @@ _pipolicy() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         case "${path:+$path }$word" in
-            "audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"init"|"quickstart"|"status") path="${path:+$path }$word" ;;
+            "audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"init"|"quickstart"|"status"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
         esac
     done
     case "$path:$prev" in
         *:--db|*:--key-file|*:--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head) COMPREPLY=(); return ;;
+        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--at|*:--input-format|*:--batch-size|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
         *:--format|*:-f) COMPREPLY=($(compgen -W "auto table json ndjson csv" -- "$cur")); return ;;
         *:--jurisdiction) COMPREPLY=($(compgen -W "ccpa gdpr pipl" -- "$cur")); return ;;
+        *:--by) COMPREPLY=($(compgen -W "user-id phone email id-number" -- "$cur")); return ;;
+        *:--status) COMPREPLY=($(compgen -W "active cancelled" -- "$cur")); return ;;
     esac
     case "$path" in
-        "") words="audit completion config init quickstart status --version -h --help" ;;
+        "") words="audit completion config init quickstart status user --version -h --help" ;;
         "audit") words="head list verify -h --help" ;;
         "audit head") words="--db --actor --format -f --json -h --help" ;;
         "audit list") words="--by-actor --command --object --key --since --until --newest-first --limit --db --actor --format -f --json -h --help" ;;
@@ -29,6 +31,13 @@ _pipolicy() {
         "init") words="--jurisdiction --key-file --db --actor --format -f --json -h --help" ;;
         "quickstart") words="--dir -h --help" ;;
         "status") words="--check --db --actor --format -f --json -h --help" ;;
+        "user") words="add cancel import list show update -h --help" ;;
+        "user add") words="--name --gender --birth-date --address --phone --email --id-number --contact --reveal --db --actor --format -f --json -h --help" ;;
+        "user cancel") words="--by --at --db --actor --format -f --json -h --help" ;;
+        "user import") words="--input-format --skip-invalid --update --batch-size --db --actor --format -f --json -h --help" ;;
+        "user list") words="--status --created-from --created-to --minors --age-unknown --limit --reveal --db --actor --format -f --json -h --help" ;;
+        "user show") words="--by --reveal --db --actor --format -f --json -h --help" ;;
+        "user update") words="--by --name --gender --birth-date --address --phone --email --id-number --contact --clear --db --actor --format -f --json -h --help" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

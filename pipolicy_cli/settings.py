@@ -53,6 +53,12 @@ def _jurisdiction(value: str) -> str:
     return value.strip()
 
 
+def _guardian_age(value: str) -> str:
+    if not value.strip().isdigit() or not 1 <= int(value) <= 21:
+        raise InvalidInput("guardian-age: a whole number of years from 1 to 21")
+    return str(int(value))
+
+
 def _key_file(value: str) -> str:
     path = Path(_path("key-file")(value))
     keyfile.check(path)
@@ -75,6 +81,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("dpo", "the personal information protection officer and how to reach them (PIPL Art. 52)", _text("dpo")),
         Setting("timezone", "the zone for times given without one (PIPOLICY_TZ overrides)", _timezone),
         Setting("jurisdiction", "the law profile whose rules win over the policy: " + "|".join(catalog.profile_codes()), _jurisdiction),
+        Setting("guardian-age", "below this age a guardian's written consent is needed (policy: 18; PIPL minimum: 14)", _guardian_age),
         Setting("backup-dir", "where `backup create` writes backups", _path("backup-dir")),
         Setting("key-file", "the 0600 file with the HMAC key for tombstones, kept outside the register", _key_file),
         Setting("db", "the register used when neither --db nor PIPOLICY_DB is given (user config file)", _path("db"), in_file=True),
@@ -111,6 +118,15 @@ def local_zone(register: Register | None):
     return dates.zone(timezone_name(register)[0])
 
 
+def guardian_age(register: Register) -> tuple[int, str]:
+    """The age below which a person counts as a minor, and where that comes from."""
+    stored = register.setting("guardian-age")
+    if stored:
+        return int(stored), "register"
+    minors = catalog.load_profile(jurisdiction(register))["minors"]
+    return int(minors["policy_guardian_age"]), minors["policy_source"]
+
+
 def show(register: Register | None, location: paths.RegisterLocation) -> list[dict[str, str]]:
     stored = register.settings() if register is not None else {}
     rows = []
@@ -119,6 +135,9 @@ def show(register: Register | None, location: paths.RegisterLocation) -> list[di
             value, source = str(location.path), location.source
         elif setting.key == "timezone":
             value, source = timezone_name(register)
+        elif setting.key == "guardian-age" and register is not None:
+            age, source = guardian_age(register)
+            value, source = str(age), "register" if source == "register" else "policy"
         elif setting.key == "jurisdiction":
             value = stored.get("jurisdiction", "")
             source = "register" if value else ""

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
-from pipolicy_cli.cli import audit, completion, config, quickstart, register
+from pipolicy_cli.cli import audit, completion, config, quickstart, register, users
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
 
@@ -102,6 +102,7 @@ def main(
 register.attach(app)
 quickstart.attach(app)
 app.add_typer(config.app, name="config")
+app.add_typer(users.app, name="user")
 app.add_typer(audit.app, name="audit")
 completion.attach(app)
 

@@ -162,8 +162,9 @@ class Output:
         self.message(f"warning: {text}")
 
     def error(self, text: str, code: int, kind: str, problems: list[str] | None = None) -> None:
-        for problem in problems or []:
-            self.message(problem)
+        if problems and problems != [text]:
+            for problem in problems:
+                self.message(problem)
         self.message(f"pipolicy: error: {text}")
         if self.machine:
             payload = {"error": {"message": text, "kind": kind, "exit_code": code}}

@@ -45,8 +45,47 @@ def m001_foundation(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX audit_events_at ON audit_events(at)")
 
 
+def m002_users(conn: sqlite3.Connection) -> None:
+    # Empty values are NULL, so UNIQUE holds only among people who have one.
+    # What was given is stored as given; the effective birth date and sex come
+    # from the resident ID number when not given (characters 7-14, and the 17th:
+    # odd for men), so nothing derived can go stale when the ID is corrected.
+    conn.execute(
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL UNIQUE,
+            name TEXT,
+            gender TEXT CHECK (gender IN ('male', 'female')),
+            birth_date TEXT,
+            address TEXT,
+            phone TEXT UNIQUE,
+            email TEXT UNIQUE COLLATE NOCASE,
+            id_number TEXT UNIQUE,
+            contact TEXT,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'cancelled')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT,
+            cancelled_at TEXT,
+            born TEXT GENERATED ALWAYS AS (
+                coalesce(birth_date, CASE WHEN length(id_number) = 18 THEN
+                    substr(id_number, 7, 4) || '-' || substr(id_number, 11, 2) || '-' || substr(id_number, 13, 2)
+                END)
+            ) VIRTUAL,
+            sex TEXT GENERATED ALWAYS AS (
+                coalesce(gender, CASE WHEN length(id_number) = 18 THEN
+                    CASE WHEN CAST(substr(id_number, 17, 1) AS INTEGER) % 2 = 1 THEN 'male' ELSE 'female' END
+                END)
+            ) VIRTUAL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX users_created_at ON users(created_at)")
+    conn.execute("CREATE INDEX users_born ON users(born)")
+    conn.execute("CREATE INDEX users_status ON users(status)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
+    ("002_users", m002_users),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

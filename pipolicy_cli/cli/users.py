@@ -1,0 +1,245 @@
+"""`user add|show|list|update|cancel|import`: the people whose data is held."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from pipolicy_cli.cli import options
+from pipolicy_cli.cli.output import Format
+from pipolicy_cli.errors import UsageError
+
+app = typer.Typer(help="The people whose data is held: add, show, list, update (correct), cancel, import.", no_args_is_help=True)
+
+
+class By(str, Enum):
+    user_id = "user-id"
+    phone = "phone"
+    email = "email"
+    id_number = "id-number"
+
+
+class Status(str, Enum):
+    active = "active"
+    cancelled = "cancelled"
+
+
+def _value(help_text: str):
+    return typer.Option(help=f"{help_text} ('-' reads it from stdin).", show_default=False)
+
+
+Name = Annotated[Optional[str], _value("Full name")]
+Gender = Annotated[Optional[str], _value("male or female")]
+BirthDate = Annotated[Optional[str], _value("Birth date, YYYY-MM-DD")]
+Address = Annotated[Optional[str], _value("Postal address")]
+Phone = Annotated[Optional[str], _value("Phone number (China by default, +CC for others)")]
+Email = Annotated[Optional[str], _value("E-mail address")]
+IdNumber = Annotated[Optional[str], _value("Resident ID number (18 characters)")]
+Contact = Annotated[Optional[str], _value("Other contact information")]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user_id, or the value named by --by ('-' reads it from stdin).")]
+ByOpt = Annotated[By, typer.Option("--by", help="What USER is.")]
+
+
+def _stdin_values(values: dict[str, Optional[str]]) -> dict[str, Optional[str]]:
+    """Replace the one value given as '-' with a line from stdin (out of shell history and ps)."""
+    dashed = [key for key, value in values.items() if value == "-"]
+    if len(dashed) > 1:
+        raise UsageError(f"only one value can be read from stdin; got '-' for {', '.join(dashed)}")
+    if dashed:
+        line = sys.stdin.readline()
+        values[dashed[0]] = line.rstrip("\r\n")
+    return values
+
+
+def _find(register, user: str, by: By):
+    from pipolicy_cli import users
+
+    user = _stdin_values({"user": user})["user"]
+    return users.find(register, user, by.value)
+
+
+@app.command("add")
+def add(
+    user_id: Annotated[str, typer.Argument(help="The company's own id for this person.")],
+    name: Name = None,
+    gender: Gender = None,
+    birth_date: BirthDate = None,
+    address: Address = None,
+    phone: Phone = None,
+    email: Email = None,
+    id_number: IdNumber = None,
+    contact: Contact = None,
+    reveal: options.Reveal = False,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Register a person, validating every field. Prints the new id."""
+    from pipolicy_cli import users
+
+    out = options.output(fmt, as_json)
+    raw = _stdin_values(
+        {"user_id": user_id, "name": name, "gender": gender, "birth_date": birth_date, "address": address,
+         "phone": phone, "email": email, "id_number": id_number, "contact": contact}
+    )
+    who = options.actor(actor)
+    with options.open_register(db) as register:
+        row = users.add(register, raw, who)
+        if reveal:
+            users.record_reveal(register, [row["id"]], who, "user add --reveal")
+        out.document({"id": row["id"], **users.view(row, users.today(register), reveal=reveal, full=True)})
+
+
+@app.command("show")
+def show(
+    user: UserArg,
+    by: ByOpt = By.user_id,
+    reveal: options.Reveal = False,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """One person's record, masked unless --reveal."""
+    from pipolicy_cli import users
+
+    out = options.output(fmt, as_json)
+    with options.open_register(db) as register:
+        row = _find(register, user, by)
+        if reveal:
+            users.record_reveal(register, [row["id"]], options.actor(actor), "user show --reveal")
+        out.document({"id": row["id"], **users.view(row, users.today(register), reveal=reveal, full=True)})
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Optional[Status], typer.Option("--status", help="Only active or cancelled users.", show_default=False)] = None,
+    created_from: Annotated[Optional[str], typer.Option("--created-from", help="Registered at or after this time.", show_default=False)] = None,
+    created_to: Annotated[Optional[str], typer.Option("--created-to", help="Registered before this time.", show_default=False)] = None,
+    minors: Annotated[bool, typer.Option("--minors", help="Only people under the guardian age.")] = False,
+    age_unknown: Annotated[bool, typer.Option("--age-unknown", help="Only people whose age is not known.")] = False,
+    limit: options.Limit = None,
+    reveal: options.Reveal = False,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Users, oldest first, masked unless --reveal."""
+    from pipolicy_cli import users
+
+    out = options.output(fmt, as_json)
+    filters = dict(
+        status=status.value if status else None, created_from=created_from, created_to=created_to,
+        minors=minors, age_unknown=age_unknown, limit=limit,
+    )
+    with options.open_register(db) as register:
+        on = users.today(register)
+        if reveal:
+            keys = [row["id"] for row in users.query(register, **filters)]
+            users.record_reveal(register, keys, options.actor(actor), "user list --reveal")
+        rows = (users.view(row, on, reveal=reveal, full=False) for row in users.query(register, **filters))
+        out.rows(rows, ["user_id", "name", "gender", "age", "phone", "email", "id_number", "status", "created_at"])
+
+
+@app.command("update")
+def update(
+    user: UserArg,
+    by: ByOpt = By.user_id,
+    name: Name = None,
+    gender: Gender = None,
+    birth_date: BirthDate = None,
+    address: Address = None,
+    phone: Phone = None,
+    email: Email = None,
+    id_number: IdNumber = None,
+    contact: Contact = None,
+    clear: Annotated[Optional[list[str]], typer.Option("--clear", help="Remove a field's value (repeatable).", show_default=False)] = None,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Correct a person's record (policy 5.1): the audit event names the fields changed."""
+    from pipolicy_cli import users
+
+    out = options.output(fmt, as_json)
+    changes = {"name": name, "gender": gender, "birth_date": birth_date, "address": address, "phone": phone,
+               "email": email, "id_number": id_number, "contact": contact}
+    with options.open_register(db) as register:
+        changes = _stdin_values({"user": user, **changes})
+        row = users.find(register, changes.pop("user"), by.value)
+        row, changed = users.update(register, row, changes, [c.replace("-", "_") for c in clear or []], options.actor(actor))
+    out.document({"id": row["id"], "user_id": row["user_id"], "changed": changed})
+    if not out.machine and not changed:
+        out.message("Nothing changed: the record already holds those values.")
+
+
+@app.command("cancel")
+def cancel(
+    user: UserArg,
+    by: ByOpt = By.user_id,
+    at: Annotated[Optional[str], typer.Option("--at", help="When the account was cancelled (default: now).", show_default=False)] = None,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Cancel the account (policy 5.3): its data must no longer be used."""
+    from pipolicy_cli import users
+
+    out = options.output(fmt, as_json)
+    with options.open_register(db) as register:
+        row = _find(register, user, by)
+        already = row["status"] == "cancelled"
+        row = users.cancel(register, row, options.actor(actor), at)
+    out.document({"id": row["id"], "user_id": row["user_id"], "status": row["status"], "cancelled_at": row["cancelled_at"]})
+    if already and not out.machine:
+        out.message("The account was already cancelled; nothing changed.")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="CSV, JSON array or NDJSON; '-' reads stdin.")],
+    input_format: Annotated[
+        Optional[str], typer.Option("--input-format", help="csv, json or ndjson (default: from the name or content).", show_default=False)
+    ] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Write the valid rows and report the rest.")] = False,
+    update: Annotated[bool, typer.Option("--update", help="Apply changed values to known users, each an audited correction.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1_000_000, help="Rows per write transaction.")] = 10_000,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Import users: the whole file is validated first; bad rows mean nothing is written."""
+    from pipolicy_cli import readers
+    from pipolicy_cli.errors import InvalidInput
+    from pipolicy_cli.user_import import import_users
+
+    out = options.output(fmt, as_json)
+    with options.open_register(db) as register, readers.source(file) as path:
+        fmt_name = readers.detect(path, input_format)
+        result = import_users(register, path, fmt_name, options.actor(actor),
+                              skip_invalid=skip_invalid, apply_updates=update, batch_size=batch_size)
+    if result.invalid and not skip_invalid:
+        raise InvalidInput(
+            f"{result.invalid} of {result.rows} rows are invalid; nothing was written (--skip-invalid writes the rest)",
+            _with_more(result),
+        )
+    for line in _with_more(result):
+        out.warning(f"skipped {line}")
+    out.document(result.summary())
+
+
+def _with_more(result) -> list[str]:
+    lines = list(result.problems)
+    shown = len({line.split(":", 1)[0] for line in lines})
+    if result.invalid > shown:
+        lines.append(f"... and {result.invalid - shown} more invalid rows")
+    return lines
+

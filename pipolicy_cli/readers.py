@@ -1,0 +1,213 @@
+"""Reading import files: CSV, a JSON array or NDJSON, strictly and in constant memory.
+
+`records()` yields `(row_number, dict)` or `(row_number, RowProblem)`. Row N is
+the Nth record (for NDJSON, line N). A fault that makes the rest of the file
+untrustworthy (an unterminated quote, broken JSON in an array, bad UTF-8 in
+CSV or a JSON array) raises `InvalidInput`: nothing is imported from such a file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from pipolicy_cli.errors import InvalidInput, NotFound
+
+FORMATS = ("csv", "json", "ndjson")
+CSV_FIELD_LIMIT = 64 * 1024
+_CHUNK = 1 << 16
+MAX_RECORD = 16 << 20
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    field: str
+    reason: str
+
+
+@contextmanager
+def source(name: str) -> Iterator[Path]:
+    """A readable path: the file itself, or stdin spooled to a private temp file."""
+    if name != "-":
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise NotFound(f"input: no such file {path}")
+        yield path
+        return
+    folder = tempfile.mkdtemp(prefix="pipolicy-stdin-")
+    spool = Path(folder) / "stdin"
+    try:
+        fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, _CHUNK)
+        yield spool
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def detect(path: Path, explicit: str | None = None) -> str:
+    if explicit:
+        if explicit not in FORMATS:
+            raise InvalidInput(f"--input-format: must be one of {', '.join(FORMATS)}")
+        return explicit
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".ndjson", ".jsonl"):
+        return "ndjson"
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        return "json"
+    if head.startswith(b"{"):
+        return "ndjson"
+    return "csv"
+
+
+def records(path: Path, fmt: str) -> Iterator[tuple[int, dict | RowProblem]]:
+    if fmt == "csv":
+        return _csv(path)
+    if fmt == "ndjson":
+        return _ndjson(path)
+    return _json_array(path)
+
+
+def _ndjson(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield number, RowProblem("row", "not valid UTF-8")
+                continue
+            except (json.JSONDecodeError, RecursionError):
+                yield number, RowProblem("row", "not valid JSON")
+                continue
+            yield number, value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+
+
+def _decoded_lines(path: Path) -> Iterator[str]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(f"input: line {number}: not valid UTF-8") from None
+
+
+def _csv(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    reader = csv.reader(_decoded_lines(path), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise InvalidInput(f"input: the CSV header is broken ({exc})") from None
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header) or not all(header):
+        raise InvalidInput("input: the CSV header has empty or repeated column names")
+    number = 0
+    while True:
+        number += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"input: row {number}: broken CSV ({exc}); nothing imported") from None
+        if not row:
+            number -= 1
+            continue
+        if len(row) != len(header):
+            yield number, RowProblem("row", f"has {len(row)} fields, the header has {len(header)}")
+            continue
+        yield number, dict(zip(header, row))
+
+
+def _json_array(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+    """Stream the objects of a top-level JSON array without loading the file."""
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    buffer, position, number, started, done = "", 0, 0, False, False
+    with path.open("rb") as handle:
+        first = True
+        while True:
+            chunk = handle.read(_CHUNK)
+            if first and chunk.startswith(codecs.BOM_UTF8):
+                chunk = chunk[len(codecs.BOM_UTF8):]
+            first = False
+            try:
+                buffer = buffer[position:] + utf8.decode(chunk, final=not chunk)
+            except UnicodeDecodeError:
+                raise InvalidInput("input: not valid UTF-8") from None
+            position = 0
+            while True:
+                position = _skip_space(buffer, position)
+                if position >= len(buffer):
+                    break
+                if not started:
+                    if buffer[position] != "[":
+                        raise InvalidInput("input: a JSON file must hold one array of objects")
+                    started, position = True, position + 1
+                    continue
+                if done:
+                    raise InvalidInput("input: text after the end of the JSON array")
+                char = buffer[position]
+                if char == "]":
+                    done, position = True, position + 1
+                    continue
+                start = position  # where to resume if the element is cut off by the chunk's end
+                if char == ",":
+                    if not number:
+                        raise InvalidInput("input: row 1: unexpected ',' in the JSON array")
+                    position = _skip_space(buffer, position + 1)
+                    if position >= len(buffer) and chunk:
+                        position = start
+                        break
+                    if position < len(buffer) and buffer[position] == "]":
+                        raise InvalidInput(f"input: row {number}: trailing comma in the JSON array")
+                elif number:
+                    raise InvalidInput(f"input: row {number + 1}: expected ',' or ']' in the JSON array")
+                try:
+                    value, end = decoder.raw_decode(buffer, position)
+                except (json.JSONDecodeError, RecursionError):
+                    if chunk:
+                        position = start
+                        break
+                    raise InvalidInput(f"input: row {number + 1}: not valid JSON; nothing imported") from None
+                if end == len(buffer) and chunk:
+                    position = start  # a number or literal may go on in the next chunk
+                    break
+                number += 1
+                position = end
+                yield number, value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+            if len(buffer) - position > MAX_RECORD:
+                raise InvalidInput(f"input: row {number + 1}: larger than {MAX_RECORD // (1 << 20)} MiB")
+            if not chunk:
+                break
+    if not started:
+        return
+    if not done:
+        raise InvalidInput("input: the JSON array is not closed")
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
