@@ -97,7 +97,7 @@ def update(register: Register, row: dict[str, Any], changes: dict[str, Any], cle
     for field in clear:
         if field not in validate.USER_FIELDS or field == "user_id":
             raise InvalidInput(f"--clear: {field}: not a field that can be cleared")
-        if field in changes:
+        if changes.get(field) is not None:
             raise InvalidInput(f"--clear: {field}: also given a new value")
     merged = {field: row[field] for field in validate.USER_FIELDS}
     merged.update({key: value for key, value in changes.items() if value is not None})

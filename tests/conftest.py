@@ -47,3 +47,8 @@ def db(tmp_path: Path, cli: Cli) -> Path:
     result = cli("init", "--db", path)
     assert result.exit_code == 0, result.stderr
     return path
+
+
+import sys as _sys
+
+_sys.path.insert(0, str(Path(__file__).parent))  # tests_support and synthetic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,45 +12,92 @@ import typer
 from pipolicy_cli.errors import InvalidInput
 
 
-def steps(folder: Path) -> list[tuple[str, str, list[str]]]:
-    """(title, what it shows, command line) for each step, on the demo register in `folder`."""
+@dataclass(frozen=True)
+class Step:
+    title: str  # empty: a further command of the step before
+    explanation: str
+    argv: list[str]
+    expect: int = 0
+
+
+def steps(folder: Path) -> list[Step]:
+    """The walk-through, on the demo register in `folder`."""
+    from pipolicy_cli.catalog import data_path
+
     db = ["--db", str(folder / "register.db")]
+    users = str(data_path("demo", "users.csv"))
     return [
-        (
+        Step(
             "Create the register",
             "One SQLite file, readable only by you, with the PIPL profile. The HMAC key for "
             "erasure tombstones is kept in a separate 0600 file.",
             ["init", "--jurisdiction", "pipl", "--key-file", str(folder / "register.key"), *db],
         ),
-        (
+        Step(
             "Say who answers for the data",
             "The contact and the protection officer go into every notice and export (policy section 9).",
             ["config", "set", "organisation", "Demo IoT Co., Ltd.", *db],
         ),
-        ("", "", ["config", "set", "contact", "Customer service hotline 10086-0000, privacy@demo.example", *db]),
-        ("", "", ["config", "set", "dpo", "Wang Fang, protection officer, dpo@demo.example", *db]),
-        (
-            "Read the settings back",
-            "Each value says where it comes from: the register, the profile, or the environment.",
-            ["config", "show", *db],
+        Step("", "", ["config", "set", "contact", "Customer service hotline 10086-0000, privacy@demo.example", *db]),
+        Step("", "", ["config", "set", "dpo", "Wang Fang, protection officer, dpo@demo.example", *db]),
+        Step(
+            "Import the people the company holds data about",
+            "The whole file is validated first: ID numbers (check digit, birth date), phone numbers and "
+            "e-mails. It has five bad rows, so nothing is written, and each is named by row and field, "
+            "never by its value.",
+            ["user", "import", users, *db],
+            expect=4,
         ),
-        (
+        Step(
+            "",
+            "--skip-invalid writes the good rows and reports the rest.",
+            ["user", "import", users, "--skip-invalid", *db],
+        ),
+        Step(
+            "",
+            "Importing the same file again changes nothing.",
+            ["user", "import", users, "--skip-invalid", *db],
+        ),
+        Step(
+            "List them, masked",
+            "Personal values are masked everywhere but the export. Age comes from the birth date or the ID number.",
+            ["user", "list", "--limit", "8", *db],
+        ),
+        Step(
+            "Find the minors",
+            "Under 18 a guardian's written consent is needed (policy section 6; `config set guardian-age 14` "
+            "for PIPL's own minimum).",
+            ["user", "list", "--minors", *db],
+        ),
+        Step(
+            "Look one person up by phone, unmasked",
+            "--reveal shows the values and is itself an audit event.",
+            ["user", "show", "135 0000 0007", "--by", "phone", "--reveal", *db],
+        ),
+        Step(
+            "Correct a record and cancel an account",
+            "A correction names the fields it changed in the audit trail (policy 5.1); after a cancellation "
+            "the data must no longer be used (policy 1.1.a, 5.3).",
+            ["user", "update", "U00000007", "--address", "上海市徐汇区中山路8号", *db],
+        ),
+        Step("", "", ["user", "cancel", "U00000007", *db]),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",
             ["status", "--check", *db],
         ),
-        (
+        Step(
             "See the audit trail",
             "Every change above is an event: who, which command, which object and fields, never a personal value.",
-            ["audit", "list", *db],
+            ["audit", "list", "--newest-first", "--limit", "8", *db],
         ),
-        (
+        Step(
             "Prove nothing was altered",
             "Each event's hash covers the one before it; editing, deleting or reordering any event is caught.",
             ["audit", "verify", *db],
         ),
-        (
+        Step(
             "Anchor the chain outside the register",
             "Keep this count and hash elsewhere (a ticket, a signed mail); `audit verify --head HASH` later "
             "proves the register still contains it, so even a cut-off tail is caught.",
@@ -79,14 +127,17 @@ def quickstart(
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     out.text(f"pipolicy quickstart: a demo register in {folder}\n")
     all_steps = steps(folder)
-    numbered = sum(1 for title, _, _ in all_steps if title)
+    numbered = sum(1 for step in all_steps if step.title)
     number = 0
-    for title, explanation, argv in all_steps:
-        if title:
+    for step in all_steps:
+        if step.title:
             number += 1
-            out.text(f"\nStep {number} of {numbered}: {title}\n  {explanation}")
-        out.text(f"$ pipolicy {shlex.join([*argv, '--format', 'table'])}")
-        _run([*argv, "--format", "table"])
+            out.text(f"\nStep {number} of {numbered}: {step.title}\n  {step.explanation}")
+        elif step.explanation:
+            out.text(f"  {step.explanation}")
+        argv = [*step.argv, "--format", "table"]
+        out.text(f"$ pipolicy {shlex.join(argv)}")
+        _run(argv, step.expect)
     out.text(
         f"\nDone. The demo register stays at {folder / 'register.db'}; try\n"
         f"  pipolicy status --db {folder / 'register.db'}\n"
@@ -94,13 +145,13 @@ def quickstart(
     )
 
 
-def _run(argv: list[str]) -> None:
-    """Run one step through the real CLI, in this process."""
+def _run(argv: list[str], expect: int) -> None:
+    """Run one step through the real CLI, in this process; stop if it ends otherwise than expected."""
     from pipolicy_cli.cli.app import app
 
-    code = app(args=argv, prog_name="pipolicy", standalone_mode=False)
-    if code not in (None, 0):
-        raise typer.Exit(code)
+    code = app(args=argv, prog_name="pipolicy", standalone_mode=False) or 0
+    if code != expect:
+        raise typer.Exit(code or 1)
 
 
 def attach(app: typer.Typer) -> None:

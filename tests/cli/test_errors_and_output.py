@@ -112,6 +112,9 @@ def test_quickstart_walks_through_a_fresh_register(cli, tmp_path, home):
     result = cli("quickstart", "--dir", folder)
     assert result.exit_code == 0, result.stderr
     assert "Step 1 of" in result.stdout and "audit verify" in result.stdout
+    assert "row 25: phone: not a valid phone number" in result.stderr  # the demo's bad rows are shown
+    status = cli.json("status", "--db", folder / "register.db")
+    assert status["counts"]["users"] == 24
     assert (folder / "register.db").exists() and (folder / "register.key").exists()
     assert not (home / "register.db").exists()  # the officer's own register is untouched
     assert cli.json("audit", "verify", "--db", folder / "register.db")["ok"] is True

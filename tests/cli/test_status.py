@@ -1,10 +1,12 @@
 import sqlite3
 
+from pipolicy_cli.register import migrations
+
 
 def test_status_reports_counts_schema_and_head(cli, db):
     report = cli.json("status", "--db", db)
     assert report["register"] == str(db)
-    assert report["schema_version"] == "001_foundation"
+    assert report["schema_version"] == migrations.KNOWN[-1]
     assert report["jurisdiction"] == "pipl"
     assert report["counts"]["audit_events"] == report["audit"]["count"] > 0
     assert set(report["counts"]) >= {"audit_events", "config", "migrations"}
