@@ -22,7 +22,7 @@ class Spool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         self.conn = sqlite3.connect(str(self.path), isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY", "cache_size = -32768"):
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY", "cache_size = -16384"):
             self.conn.execute(f"PRAGMA {pragma}")
 
     def __enter__(self) -> "Spool":

@@ -7,13 +7,21 @@ error messages and logs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
+
+# The three libraries load once, with this module: they are called per row.
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from stdnum.cn import ric
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
 
 USER_FIELDS = ("user_id", "name", "gender", "birth_date", "address", "phone", "email", "id_number", "contact")
 IMPORT_FIELDS = (*USER_FIELDS, "status", "created_at", "cancelled_at")
 STATUSES = ("active", "cancelled")
 GENDERS = {"male": "male", "female": "female", "m": "male", "f": "female", "男": "male", "女": "female"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_LENGTH = {"user_id": 64, "name": 100, "address": 300, "contact": 200, "email": 254}
 
 
@@ -28,7 +36,7 @@ def text(field: str, value: str) -> str:
     value = value.strip()
     if len(value) > MAX_LENGTH.get(field, 200):
         raise FieldError(field, f"longer than {MAX_LENGTH.get(field, 200)} characters")
-    if any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+    if _CONTROL.search(value):
         raise FieldError(field, "contains control characters")
     return value
 
@@ -62,8 +70,6 @@ def birth_date(value: str, today: date) -> str:
 
 
 def phone(value: str, region: str = "CN") -> str:
-    import phonenumbers
-
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -74,8 +80,6 @@ def phone(value: str, region: str = "CN") -> str:
 
 
 def email(value: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
-
     value = text("email", value)
     try:
         return validate_email(value, check_deliverability=False).normalized
@@ -91,12 +95,9 @@ class ResidentId:
 
 
 def id_number(value: str, today: date) -> ResidentId:
-    from stdnum.cn import ric
-    from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
-
     try:
-        number = ric.validate(value)
-        born = ric.get_birth_date(number)
+        number = ric.validate(value)  # checks the check digit, the birth date and the birth place
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except InvalidChecksum:
         raise FieldError("id_number", "check digit does not match") from None
     except InvalidComponent:
