@@ -53,11 +53,23 @@ def test_bash_completion_completes(tmp_path):
     assert "--newest-first" in complete("pipolicy audit list --")
 
 
-def test_every_command_is_documented():
-    for node in completion.tree(app):
-        if node.path:
-            command = node.path.split()
-            assert command, node
+def test_every_command_and_option_is_documented():
+    import typer
+
+    root = typer.main.get_command(app)
+    undocumented = []
+
+    def walk(command, path):
+        if not (command.help or "").strip():
+            undocumented.append(path or "pipolicy")
+        for param in command.params:
+            if param.param_type_name == "option" and not (param.help or "").strip():
+                undocumented.append(f"{path} {param.opts[0]}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}".strip())
+
+    walk(root, "")
+    assert undocumented == []
 
 
 def test_readme_reference_is_current():
