@@ -12,7 +12,7 @@ _pipolicy() {
     done
     case "$path:$prev" in
         *:--db|*:--key-file|*:--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--at|*:--input-format|*:--batch-size|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
+        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--at|*:--input-format|*:--batch-size|*:--jobs|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
         *:--format|*:-f) COMPREPLY=($(compgen -W "auto table json ndjson csv" -- "$cur")); return ;;
         *:--jurisdiction) COMPREPLY=($(compgen -W "ccpa gdpr pipl" -- "$cur")); return ;;
         *:--by) COMPREPLY=($(compgen -W "user-id phone email id-number" -- "$cur")); return ;;
@@ -34,7 +34,7 @@ _pipolicy() {
         "user") words="add cancel import list show update -h --help" ;;
         "user add") words="--name --gender --birth-date --address --phone --email --id-number --contact --reveal --db --actor --format -f --json -h --help" ;;
         "user cancel") words="--by --at --db --actor --format -f --json -h --help" ;;
-        "user import") words="--input-format --skip-invalid --update --batch-size --db --actor --format -f --json -h --help" ;;
+        "user import") words="--input-format --skip-invalid --update --batch-size --jobs --db --actor --format -f --json -h --help" ;;
         "user list") words="--status --created-from --created-to --minors --age-unknown --limit --reveal --db --actor --format -f --json -h --help" ;;
         "user show") words="--by --reveal --db --actor --format -f --json -h --help" ;;
         "user update") words="--by --name --gender --birth-date --address --phone --email --id-number --contact --clear --db --actor --format -f --json -h --help" ;;

@@ -97,6 +97,7 @@ complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l input-format
 complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l skip-invalid -d 'Write the valid rows and report the rest'
 complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l update -d 'Apply changed values to known users, each an audited correction'
 complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l batch-size -x -d 'Rows per write transaction'
+complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l jobs -x -d 'Processes validating rows (default: 1 for small files, else the free cores up to 4)'
 complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l db -r -F -d 'The register file (else PIPOLICY_DB, the config file, the user data dir)'
 complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l actor -x -d 'Who is acting, for the audit trail (default: the OS user)'
 complete -c pipolicy -n "test (__pipolicy_path) = 'user import'" -l format -s f -x -a "auto table json ndjson csv" -d 'auto: a table on a terminal, JSON when piped'

@@ -81,33 +81,36 @@ def records(path: Path, fmt: str) -> Iterator[tuple[int, dict | RowProblem]]:
     return _json_array(path)
 
 
-def _ndjson(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered raw lines, without a leading byte-order mark."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                yield number, RowProblem("row", "not valid UTF-8")
-                continue
-            except (json.JSONDecodeError, RecursionError):
-                yield number, RowProblem("row", "not valid JSON")
-                continue
-            yield number, value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+            yield number, raw
+
+
+def _ndjson(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+    for number, raw in _lines(path):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield number, RowProblem("row", "not valid UTF-8")
+            continue
+        except (json.JSONDecodeError, RecursionError):
+            yield number, RowProblem("row", "not valid JSON")
+            continue
+        yield number, value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
 
 
 def _decoded_lines(path: Path) -> Iterator[str]:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(f"input: line {number}: not valid UTF-8") from None
+    for number, raw in _lines(path):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"input: line {number}: not valid UTF-8") from None
 
 
 def _csv(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:

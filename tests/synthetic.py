@@ -1,8 +1,9 @@
 """Deterministic synthetic people: Chinese names, valid resident ID and phone numbers.
 
 Used by the tests, the benchmarks and to make `data/demo/users.csv`. Nothing
-here is a real person: names are drawn from common characters, ID numbers get
-a correct check digit for a random birth date, phones are valid mobile ranges.
+here is a real person: names are drawn from common characters; ID numbers are
+unique per index, with birth dates spread over ages 6 to 80 and a correct check
+digit; phones are valid mobile ranges.
 """
 
 from __future__ import annotations
@@ -24,16 +25,23 @@ def check_digit(first17: str) -> str:
     return "10X98765432"[total % 11]
 
 
-def resident_id(born: date, male: bool, rng: random.Random) -> str:
-    serial = rng.randrange(0, 100) * 10 + rng.choice([1, 3, 5, 7, 9] if male else [0, 2, 4, 6, 8])
-    first17 = f"{rng.choice(PLACES)}{born:%Y%m%d}{serial:03d}"
-    return first17 + check_digit(first17)
+DAYS = 74 * 365  # ages 6 to 80
+SPACE = len(PLACES) * 500 * DAYS
 
 
-def person(index: int, rng: random.Random, today: date = date(2026, 11, 30), minor_share: float = 0.1) -> dict:
+def resident_id_for(index: int, male: bool, today: date) -> tuple[str, date]:
+    """A resident ID number unique to `index`: (place, birth date, serial) is a bijection of it."""
+    code = (index * 7919 + 12345) % SPACE
+    place, rest = PLACES[code % len(PLACES)], code // len(PLACES)
+    serial, day = (rest % 500) * 2 + (1 if male else 0), rest // 500
+    born = today - timedelta(days=6 * 365 + day)
+    first17 = f"{place}{born:%Y%m%d}{serial:03d}"
+    return first17 + check_digit(first17), born
+
+
+def person(index: int, rng: random.Random, today: date = date(2026, 11, 30)) -> dict:
     male = rng.random() < 0.5
-    years = rng.randrange(6, 17) if rng.random() < minor_share else rng.randrange(19, 80)
-    born = today - timedelta(days=years * 365 + rng.randrange(0, 360))
+    number, born = resident_id_for(index, male, today)
     name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2])))
     return {
         "user_id": f"U{index:08d}",
@@ -43,7 +51,7 @@ def person(index: int, rng: random.Random, today: date = date(2026, 11, 30), min
         "address": f"{rng.choice(CITIES)}{rng.choice(STREETS)}{rng.randrange(1, 300)}号",
         "phone": f"{rng.choice(MOBILE_PREFIXES)}{index % 100_000_000:08d}",
         "email": f"user{index}@example.com",
-        "id_number": resident_id(born, male, rng),
+        "id_number": number,
         "contact": "",
     }
 

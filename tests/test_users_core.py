@@ -72,3 +72,27 @@ def test_a_killed_import_is_finished_by_running_it_again(register, tmp_path, mon
     rest = user_import.import_users(register, path, "csv", "t", batch_size=10)
     assert (rest.inserted, rest.unchanged) == (10, 20)
     assert register.conn.execute("SELECT count(DISTINCT user_id) FROM users").fetchone()[0] == 30
+
+
+def test_parallel_validation_gives_the_same_result(register, tmp_path):
+    path = people_file(tmp_path, 2500, "ndjson", bad={7: {"phone": "1"}, 1800: {"email": "@"}})
+    result = import_users(register, path, "ndjson", "t", jobs=2, skip_invalid=True)
+    assert (result.inserted, result.invalid) == (2498, 2)
+    assert result.problems == ["row 7: phone: not a phone number", "row 1800: email: not a valid e-mail address"]
+
+
+def test_parallel_import_through_python_dash_m(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "r.db"
+    env = {**os.environ, "PIPOLICY_HOME": str(tmp_path / "home")}
+    run = [sys.executable, "-m", "pipolicy_cli"]
+    subprocess.run([*run, "init", "--db", str(db)], check=True, env=env, capture_output=True)
+    path = people_file(tmp_path, 300, "csv")
+    done = subprocess.run([*run, "user", "import", str(path), "--jobs", "2", "--db", str(db), "--json"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["inserted"] == 300

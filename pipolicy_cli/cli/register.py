@@ -27,11 +27,11 @@ def init(
     as_json: options.Json = False,
 ) -> None:
     """Create the register, or migrate an older one. Running it again is harmless."""
-    from pipolicy_cli import registry
+    from pipolicy_cli.init import init_register
 
     out = options.output(fmt, as_json)
     location = options.location(db)
-    result = registry.init(
+    result = init_register(
         location.path,
         options.actor(actor),
         jurisdiction.value if jurisdiction else None,

@@ -211,6 +211,10 @@ def import_(
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Write the valid rows and report the rest.")] = False,
     update: Annotated[bool, typer.Option("--update", help="Apply changed values to known users, each an audited correction.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1_000_000, help="Rows per write transaction.")] = 10_000,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option("--jobs", min=1, max=64, help="Processes validating rows (default: 1 for small files, else the free cores up to 4).", show_default=False),
+    ] = None,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
@@ -225,7 +229,7 @@ def import_(
     with options.open_register(db) as register, readers.source(file) as path:
         fmt_name = readers.detect(path, input_format)
         result = import_users(register, path, fmt_name, options.actor(actor),
-                              skip_invalid=skip_invalid, apply_updates=update, batch_size=batch_size)
+                              skip_invalid=skip_invalid, apply_updates=update, batch_size=batch_size, jobs=jobs)
     if result.invalid and not skip_invalid:
         raise InvalidInput(
             f"{result.invalid} of {result.rows} rows are invalid; nothing was written (--skip-invalid writes the rest)",

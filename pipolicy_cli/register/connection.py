@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from pipolicy_cli.errors import NotFound, StorageError
 
@@ -25,6 +27,17 @@ _PRAGMAS = (
     "PRAGMA temp_store = MEMORY",
     "PRAGMA synchronous = FULL",
 )
+
+
+@contextmanager
+def cache_size(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
+    """Use another page cache size for a while (bulk work that reads little back)."""
+    previous = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def create_file(path: Path) -> None:

@@ -80,7 +80,6 @@ def m002_users(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE INDEX users_created_at ON users(created_at)")
     conn.execute("CREATE INDEX users_born ON users(born)")
-    conn.execute("CREATE INDEX users_status ON users(status)")
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipolicy_cli import catalog, keyfile, paths
+from pipolicy_cli import catalog, keyfile, paths, settings
 from pipolicy_cli.errors import InvalidInput
 from pipolicy_cli.register import Register
-from pipolicy_cli import settings
 
 
-def init(path: Path, actor: str, jurisdiction: str | None, key_file: Path | None) -> dict:
+def init_register(path: Path, actor: str, jurisdiction: str | None, key_file: Path | None) -> dict:
     """Create or migrate the register; a second run changes nothing."""
     if jurisdiction is not None:
         catalog.load_profile(jurisdiction)
