@@ -7,19 +7,21 @@ _pipolicy() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         case "${path:+$path }$word" in
-            "audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"init"|"quickstart"|"status"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
+            "audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"consent"|"consent check"|"consent grant"|"consent history"|"consent list"|"consent minors"|"consent withdraw"|"init"|"policy"|"policy bases"|"policy categories"|"policy notify-list"|"policy purposes"|"policy reconsent-list"|"policy scopes"|"policy version"|"policy version add"|"policy version list"|"quickstart"|"status"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
         esac
     done
     case "$path:$prev" in
         *:--db|*:--key-file|*:--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--at|*:--input-format|*:--batch-size|*:--jobs|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
+        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head|*:--at|*:--method|*:--evidence|*:--by-guardian|*:--relation|*:--written-consent|*:--purpose|*:--effective|*:--changes|*:--summary|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--input-format|*:--batch-size|*:--jobs|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
         *:--format|*:-f) COMPREPLY=($(compgen -W "auto table json ndjson csv" -- "$cur")); return ;;
-        *:--jurisdiction) COMPREPLY=($(compgen -W "ccpa gdpr pipl" -- "$cur")); return ;;
         *:--by) COMPREPLY=($(compgen -W "user-id phone email id-number" -- "$cur")); return ;;
+        *:--state) COMPREPLY=($(compgen -W "granted withdrawn" -- "$cur")); return ;;
+        *:--signal) COMPREPLY=($(compgen -W "dnt gpc" -- "$cur")); return ;;
+        *:--jurisdiction) COMPREPLY=($(compgen -W "ccpa gdpr pipl" -- "$cur")); return ;;
         *:--status) COMPREPLY=($(compgen -W "active cancelled" -- "$cur")); return ;;
     esac
     case "$path" in
-        "") words="audit completion config init quickstart status user --version -h --help" ;;
+        "") words="audit completion config consent init policy quickstart status user --version -h --help" ;;
         "audit") words="head list verify -h --help" ;;
         "audit head") words="--db --actor --format -f --json -h --help" ;;
         "audit list") words="--by-actor --command --object --key --since --until --newest-first --limit --db --actor --format -f --json -h --help" ;;
@@ -28,7 +30,24 @@ _pipolicy() {
         "config") words="set show -h --help" ;;
         "config set") words="--db --actor --format -f --json -h --help" ;;
         "config show") words="--db --actor --format -f --json -h --help" ;;
+        "consent") words="check grant history list minors withdraw -h --help" ;;
+        "consent check") words="--at --by --db --actor --format -f --json -h --help" ;;
+        "consent grant") words="--at --method --evidence --by-guardian --relation --written-consent --by --db --actor --format -f --json -h --help" ;;
+        "consent history") words="--by --db --actor --format -f --json -h --help" ;;
+        "consent list") words="--purpose --state --limit --db --actor --format -f --json -h --help" ;;
+        "consent minors") words="--db --actor --format -f --json -h --help" ;;
+        "consent withdraw") words="--at --method --evidence --signal --by --db --actor --format -f --json -h --help" ;;
         "init") words="--jurisdiction --key-file --db --actor --format -f --json -h --help" ;;
+        "policy") words="bases categories notify-list purposes reconsent-list scopes version -h --help" ;;
+        "policy bases") words="--db --actor --format -f --json -h --help" ;;
+        "policy categories") words="--db --actor --format -f --json -h --help" ;;
+        "policy notify-list") words="--limit --db --actor --format -f --json -h --help" ;;
+        "policy purposes") words="--db --actor --format -f --json -h --help" ;;
+        "policy reconsent-list") words="--limit --db --actor --format -f --json -h --help" ;;
+        "policy scopes") words="--db --actor --format -f --json -h --help" ;;
+        "policy version") words="add list -h --help" ;;
+        "policy version add") words="--effective --changes --reduces-rights --summary --db --actor --format -f --json -h --help" ;;
+        "policy version list") words="--db --actor --format -f --json -h --help" ;;
         "quickstart") words="--dir -h --help" ;;
         "status") words="--check --db --actor --format -f --json -h --help" ;;
         "user") words="add cancel import list show update -h --help" ;;

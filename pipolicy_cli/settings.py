@@ -59,6 +59,12 @@ def _guardian_age(value: str) -> str:
     return str(int(value))
 
 
+def _catalog_file(value: str) -> str:
+    path = _path("catalog-file")(value)
+    catalog.load_catalog(path)  # refuse a file that does not load
+    return path
+
+
 def _key_file(value: str) -> str:
     path = Path(_path("key-file")(value))
     keyfile.check(path)
@@ -82,6 +88,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("timezone", "the zone for times given without one (PIPOLICY_TZ overrides)", _timezone),
         Setting("jurisdiction", "the law profile whose rules win over the policy: " + "|".join(catalog.profile_codes()), _jurisdiction),
         Setting("guardian-age", "below this age a guardian's written consent is needed (policy: 18; PIPL minimum: 14)", _guardian_age),
+        Setting("catalog-file", "the register's own policy catalog (TOML shaped like data/catalog.toml)", _catalog_file),
         Setting("backup-dir", "where `backup create` writes backups", _path("backup-dir")),
         Setting("key-file", "the 0600 file with the HMAC key for tombstones, kept outside the register", _key_file),
         Setting("db", "the register used when neither --db nor PIPOLICY_DB is given (user config file)", _path("db"), in_file=True),
@@ -116,6 +123,11 @@ def timezone_name(register: Register | None) -> tuple[str, str]:
 
 def local_zone(register: Register | None):
     return dates.zone(timezone_name(register)[0])
+
+
+def policy_catalog(register: Register) -> dict:
+    """The catalog this register follows: its own file, or the one shipped in data/."""
+    return catalog.load_catalog(register.setting("catalog-file"))
 
 
 def guardian_age(register: Register) -> tuple[int, str]:

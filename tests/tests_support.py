@@ -31,3 +31,6 @@ def people_file(folder: Path, count: int, fmt: str, bad: dict | None = None, nam
     else:
         path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
+
+_first17 = "11010120080601004"
+ID_2008_F = _first17 + check_digit(_first17)  # turned 18 on 2026-06-01

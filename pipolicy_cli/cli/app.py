@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
-from pipolicy_cli.cli import audit, completion, config, quickstart, register, users
+from pipolicy_cli.cli import audit, completion, config, consent, policy, quickstart, register, users
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
 
@@ -23,6 +23,9 @@ class PipolicyGroup(TyperGroup):
     """Maps every exception to one line on stderr and its exit code."""
 
     def invoke(self, ctx):
+        from pipolicy_cli.cli.output import Output
+
+        Output.current = None  # an earlier run in this process (quickstart, tests) must not answer for this one
         try:
             return super().invoke(ctx)
         except PipolicyError as exc:
@@ -103,6 +106,8 @@ register.attach(app)
 quickstart.attach(app)
 app.add_typer(config.app, name="config")
 app.add_typer(users.app, name="user")
+app.add_typer(policy.app, name="policy")
+app.add_typer(consent.app, name="consent")
 app.add_typer(audit.app, name="audit")
 completion.attach(app)
 

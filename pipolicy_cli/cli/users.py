@@ -54,7 +54,8 @@ def _stdin_values(values: dict[str, Optional[str]]) -> dict[str, Optional[str]]:
     return values
 
 
-def _find(register, user: str, by: By):
+def find_user(register, user: str, by: By):
+    """The user named on the command line: USER read per --by, '-' from stdin."""
     from pipolicy_cli import users
 
     user = _stdin_values({"user": user})["user"]
@@ -109,7 +110,7 @@ def show(
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        row = _find(register, user, by)
+        row = find_user(register, user, by)
         if reveal:
             users.record_reveal(register, [row["id"]], options.actor(actor), "user show --reveal")
         out.document({"id": row["id"], **users.view(row, users.today(register), reveal=reveal, full=True)})
@@ -194,7 +195,7 @@ def cancel(
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        row = _find(register, user, by)
+        row = find_user(register, user, by)
         already = row["status"] == "cancelled"
         row = users.cancel(register, row, options.actor(actor), at)
     out.document({"id": row["id"], "user_id": row["user_id"], "status": row["status"], "cancelled_at": row["cancelled_at"]})

@@ -82,9 +82,44 @@ def m002_users(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX users_born ON users(born)")
 
 
+def m003_consents(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE policy_versions (
+            id INTEGER PRIMARY KEY,
+            version TEXT NOT NULL UNIQUE,
+            effective_at TEXT NOT NULL,
+            changes TEXT NOT NULL DEFAULT '',
+            reduces_rights INTEGER NOT NULL DEFAULT 0 CHECK (reduces_rights IN (0, 1)),
+            summary TEXT,
+            created_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX policy_versions_effective_at ON policy_versions(effective_at)")
+    # Append-only: a withdrawal is a new row, never an edit of the grant.
+    conn.execute(
+        """CREATE TABLE consents (
+            id INTEGER PRIMARY KEY,
+            user_key INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            code TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
+            at TEXT NOT NULL,
+            method TEXT,
+            evidence TEXT,
+            signal TEXT CHECK (signal IN ('dnt', 'gpc')),
+            guardian_name TEXT,
+            guardian_relation TEXT,
+            written_consent TEXT,
+            policy_version TEXT,
+            recorded_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX consents_user_code_at ON consents(user_key, code, at)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
+    ("003_consents", m003_consents),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

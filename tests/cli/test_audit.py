@@ -61,11 +61,12 @@ def test_a_cut_off_tail_is_caught_by_the_anchor(cli, busy):
 
 def test_verify_names_the_first_bad_event(cli, busy):
     conn = sqlite3.connect(busy)
-    conn.execute("UPDATE audit_events SET event = replace(event, 'officer-li', 'officer-wu') WHERE seq = 5")
+    seq = conn.execute("SELECT min(seq) FROM audit_events WHERE actor = 'officer-li'").fetchone()[0]
+    conn.execute("UPDATE audit_events SET event = replace(event, 'officer-li', 'officer-wu') WHERE seq = ?", (seq,))
     conn.commit()
     conn.close()
     result = cli.json("audit", "verify", "--db", busy, expect=5)
-    assert result["ok"] is False and result["first_bad"] == 5
+    assert result["ok"] is False and result["first_bad"] == seq
 
 
 def test_verify_rejects_a_malformed_head(cli, busy):
