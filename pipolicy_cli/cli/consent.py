@@ -212,6 +212,8 @@ def minors(
     out.rows(rows, ["user_id", "age", "finding", "violation"])
     violations = sum(1 for row in rows if row["violation"])
     unknown = len(rows) - violations
-    out.message(f"{violations} minors without a guardian's written consent; {unknown} people of unknown age (reported, not violations)")
+    minors_text = "1 minor" if violations == 1 else f"{violations} minors"
+    unknown_text = "1 person" if unknown == 1 else f"{unknown} people"
+    out.message(f"{minors_text} without a guardian's written consent; {unknown_text} of unknown age (reported, not violations)")
     if violations:
         raise typer.Exit(ExitCode.ATTENTION)

@@ -82,6 +82,46 @@ def steps(folder: Path) -> list[Step]:
         ),
         Step("", "", ["user", "cancel", "U00000007", *db]),
         Step(
+            "Record consents, and a withdrawal",
+            "Each consent is an append-only event with the policy version in force, how it was given and "
+            "where the proof is. A withdrawal affects only later use (PIPL Art. 15).",
+            ["consent", "grant", "U00000001", "messaging", "--at", "2026-01-10 09:00", "--method", "app-toggle",
+             "--evidence", "app-log-88231", *db],
+        ),
+        Step("", "", ["consent", "grant", "U00000001", "location", "--at", "2026-01-10 09:01", "--method", "app-toggle", *db]),
+        Step("", "", ["consent", "withdraw", "U00000001", "location", "--at", "2026-03-01 18:30", "--method", "app-toggle", *db]),
+        Step(
+            "",
+            "A browser's Do Not Track signal is a withdrawal of tracking (policy 2(c)).",
+            ["consent", "withdraw", "U00000003", "tracking", "--signal", "dnt", *db],
+        ),
+        Step(
+            "Check a use before it happens",
+            "Exit 0 when allowed, 5 when not, with the reason. Systems can ask in bulk with `consent check -`.",
+            ["consent", "check", "U00000001", "messaging", *db],
+        ),
+        Step("", "", ["consent", "check", "U00000001", "location", *db], expect=5),
+        Step(
+            "Change the policy in a way that reduces rights",
+            "\"Continuing to use the service means you agree\" is not consent under PIPL (Art. 14): consents "
+            "given before the new version stop counting from its effective date until renewed.",
+            ["policy", "version", "add", "2026-06", "--effective", "2026-06-01", "--reduces-rights",
+             "--summary", "Order records kept five years instead of three", *db],
+        ),
+        Step("", "", ["consent", "check", "U00000001", "messaging", *db], expect=5),
+        Step("", "These people must be asked again:", ["policy", "reconsent-list", *db]),
+        Step(
+            "Minors need their guardian",
+            "A minor's consent counts only with a guardian's written consent (policy 6). `consent minors` lists "
+            "minors without one and exits 5; people of unknown age are reported apart.",
+            ["consent", "grant", "U00000002", "personalization", *db],
+        ),
+        Step("", "", ["consent", "check", "U00000002", "personalization", *db], expect=5),
+        Step("", "", ["consent", "grant", "U00000002", "personalization", "--by-guardian", "林芳", "--relation", "mother",
+                      "--written-consent", "paper-form-0002", *db]),
+        Step("", "", ["consent", "check", "U00000002", "personalization", *db]),
+        Step("", "", ["consent", "minors", *db], expect=5),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",
