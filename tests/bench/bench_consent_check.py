@@ -186,7 +186,7 @@ def main() -> None:
         print(f"  wrote {q:,} questions ({questions_path.stat().st_size / 1e6:.1f} MB), "
               f"{sum('at' in x for x in questions):,} with an 'at' (untimed)")
 
-        # Warm-up (page cache, imports' .pyc): one single call and one small bulk run, untimed.
+        # Warm-up (page cache, imports' .pyc): one single call, untimed.
         run_single(pipolicy, reg, questions[0], env)
 
         bulk_times = []
