@@ -116,10 +116,62 @@ def m003_consents(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX consents_user_code_at ON consents(user_key, code, at)")
 
 
+def m004_inventory_access(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE systems (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL DEFAULT 'internal' CHECK (kind IN ('internal', 'processor')),
+            owner TEXT,
+            country TEXT,
+            contract TEXT,
+            created_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    # What is held about whom and where; `value` only where the register itself keeps it.
+    conn.execute(
+        """CREATE TABLE data_items (
+            id INTEGER PRIMARY KEY,
+            user_key INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            system_key INTEGER NOT NULL REFERENCES systems(id),
+            category TEXT NOT NULL,
+            field TEXT NOT NULL,
+            source TEXT NOT NULL,
+            collected_at TEXT NOT NULL,
+            value TEXT,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (user_key, system_key, category, field)
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX data_items_system ON data_items(system_key)")
+    conn.execute("CREATE INDEX data_items_category_collected ON data_items(category, collected_at)")
+    # Every use of a person's data. The person's link is cleared, not the row,
+    # when a legal floor keeps the log after the person is erased.
+    conn.execute(
+        """CREATE TABLE access_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            user_key INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            categories TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            action TEXT NOT NULL,
+            basis TEXT NOT NULL,
+            source TEXT,
+            event_id TEXT,
+            recorded_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX access_log_user_at ON access_log(user_key, at)")
+    conn.execute("CREATE INDEX access_log_at ON access_log(at)")
+    conn.execute("CREATE UNIQUE INDEX access_log_source_event ON access_log(source, event_id) WHERE event_id IS NOT NULL")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
     ("003_consents", m003_consents),
+    ("004_inventory_access", m004_inventory_access),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]
