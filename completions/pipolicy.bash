@@ -7,21 +7,28 @@ _pipolicy() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         case "${path:+$path }$word" in
-            "audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"consent"|"consent check"|"consent grant"|"consent history"|"consent list"|"consent minors"|"consent withdraw"|"init"|"policy"|"policy bases"|"policy categories"|"policy notify-list"|"policy purposes"|"policy reconsent-list"|"policy scopes"|"policy version"|"policy version add"|"policy version list"|"quickstart"|"status"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
+            "access"|"access import"|"access list"|"access log"|"access violations"|"audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"consent"|"consent check"|"consent grant"|"consent history"|"consent list"|"consent minors"|"consent withdraw"|"data"|"data add"|"data import"|"data list"|"init"|"policy"|"policy bases"|"policy categories"|"policy notify-list"|"policy purposes"|"policy reconsent-list"|"policy scopes"|"policy version"|"policy version add"|"policy version list"|"quickstart"|"status"|"system"|"system add"|"system list"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
         esac
     done
     case "$path:$prev" in
+        *:--input-format|*:--batch-size|*:--jobs|*:--actor|*:--user|*:--since|*:--until|*:--purpose|*:--limit|*:--categories|*:--basis|*:--at|*:--used-by|*:--source|*:--event-id|*:--by-actor|*:--command|*:--object|*:--key|*:--head|*:--method|*:--evidence|*:--by-guardian|*:--relation|*:--written-consent|*:--category|*:--field|*:--system|*:--collected-at|*:--value|*:--effective|*:--changes|*:--summary|*:--owner|*:--country|*:--contract|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
         *:--db|*:--key-file|*:--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        *:--actor|*:--by-actor|*:--command|*:--object|*:--key|*:--since|*:--until|*:--limit|*:--head|*:--at|*:--method|*:--evidence|*:--by-guardian|*:--relation|*:--written-consent|*:--purpose|*:--effective|*:--changes|*:--summary|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--input-format|*:--batch-size|*:--jobs|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
         *:--format|*:-f) COMPREPLY=($(compgen -W "auto table json ndjson csv" -- "$cur")); return ;;
+        *:--action) COMPREPLY=($(compgen -W "view use modify share transfer export" -- "$cur")); return ;;
         *:--by) COMPREPLY=($(compgen -W "user-id phone email id-number" -- "$cur")); return ;;
         *:--state) COMPREPLY=($(compgen -W "granted withdrawn" -- "$cur")); return ;;
         *:--signal) COMPREPLY=($(compgen -W "dnt gpc" -- "$cur")); return ;;
         *:--jurisdiction) COMPREPLY=($(compgen -W "ccpa gdpr pipl" -- "$cur")); return ;;
+        *:--kind) COMPREPLY=($(compgen -W "internal processor" -- "$cur")); return ;;
         *:--status) COMPREPLY=($(compgen -W "active cancelled" -- "$cur")); return ;;
     esac
     case "$path" in
-        "") words="audit completion config consent init policy quickstart status user --version -h --help" ;;
+        "") words="access audit completion config consent data init policy quickstart status system user --version -h --help" ;;
+        "access") words="import list log violations -h --help" ;;
+        "access import") words="--input-format --skip-invalid --batch-size --jobs --db --actor --format -f --json -h --help" ;;
+        "access list") words="--user --since --until --purpose --limit --db --actor --format -f --json -h --help" ;;
+        "access log") words="--categories --purpose --action --basis --at --used-by --source --event-id --by --db --actor --format -f --json -h --help" ;;
+        "access violations") words="--user --since --limit --db --actor --format -f --json -h --help" ;;
         "audit") words="head list verify -h --help" ;;
         "audit head") words="--db --actor --format -f --json -h --help" ;;
         "audit list") words="--by-actor --command --object --key --since --until --newest-first --limit --db --actor --format -f --json -h --help" ;;
@@ -37,6 +44,10 @@ _pipolicy() {
         "consent list") words="--purpose --state --limit --db --actor --format -f --json -h --help" ;;
         "consent minors") words="--db --actor --format -f --json -h --help" ;;
         "consent withdraw") words="--at --method --evidence --signal --by --db --actor --format -f --json -h --help" ;;
+        "data") words="add import list -h --help" ;;
+        "data add") words="--category --field --system --source --collected-at --value --by --db --actor --format -f --json -h --help" ;;
+        "data import") words="--input-format --skip-invalid --batch-size --jobs --db --actor --format -f --json -h --help" ;;
+        "data list") words="--user --system --category --limit --reveal --db --actor --format -f --json -h --help" ;;
         "init") words="--jurisdiction --key-file --db --actor --format -f --json -h --help" ;;
         "policy") words="bases categories notify-list purposes reconsent-list scopes version -h --help" ;;
         "policy bases") words="--db --actor --format -f --json -h --help" ;;
@@ -50,6 +61,9 @@ _pipolicy() {
         "policy version list") words="--db --actor --format -f --json -h --help" ;;
         "quickstart") words="--dir -h --help" ;;
         "status") words="--check --db --actor --format -f --json -h --help" ;;
+        "system") words="add list -h --help" ;;
+        "system add") words="--kind --owner --country --contract --db --actor --format -f --json -h --help" ;;
+        "system list") words="--db --actor --format -f --json -h --help" ;;
         "user") words="add cancel import list show update -h --help" ;;
         "user add") words="--name --gender --birth-date --address --phone --email --id-number --contact --reveal --db --actor --format -f --json -h --help" ;;
         "user cancel") words="--by --at --db --actor --format -f --json -h --help" ;;

@@ -79,7 +79,7 @@ class Staging:
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY", "cache_size = -16384"):
             self.conn.execute(f"PRAGMA {pragma}")
         self.conn.execute(
-            f"CREATE TABLE staged (row_no INTEGER PRIMARY KEY, {', '.join(self.columns)}, action TEXT, target INTEGER)"
+            f"CREATE TABLE staged (row_no INTEGER PRIMARY KEY, {', '.join(self.columns)}, outcome TEXT, target INTEGER)"
         )
         self.conn.execute("CREATE TABLE problems (row_no INTEGER, field TEXT, reason TEXT)")
 
@@ -130,7 +130,7 @@ class Staging:
     @staticmethod
     def finish_checks(conn: sqlite3.Connection, result: ImportResult, max_problems: int) -> None:
         """Mark problem rows invalid and collect the report (attached)."""
-        conn.execute("UPDATE spool.staged SET action = 'invalid' WHERE row_no IN (SELECT row_no FROM spool.problems)")
+        conn.execute("UPDATE spool.staged SET outcome = 'invalid' WHERE row_no IN (SELECT row_no FROM spool.problems)")
         result.invalid = conn.execute("SELECT count(DISTINCT row_no) FROM spool.problems").fetchone()[0]
         result.problems = [
             f"row {number}: {name}: {reason}"
@@ -140,14 +140,14 @@ class Staging:
         ]
 
     @staticmethod
-    def batches(conn: sqlite3.Connection, action: str, size: int) -> Iterator[tuple[int, int, int]]:
-        """(first row, last row, count) of successive batches of staged rows with this action."""
+    def batches(conn: sqlite3.Connection, outcome: str, size: int) -> Iterator[tuple[int, int, int]]:
+        """(first row, last row, count) of successive batches of staged rows with this outcome."""
         last = 0
         while True:
             first, final, count = conn.execute(
                 """SELECT min(row_no), max(row_no), count(*) FROM (
-                       SELECT row_no FROM spool.staged WHERE action = ? AND row_no > ? ORDER BY row_no LIMIT ?)""",
-                (action, last, size),
+                       SELECT row_no FROM spool.staged WHERE outcome = ? AND row_no > ? ORDER BY row_no LIMIT ?)""",
+                (outcome, last, size),
             ).fetchone()
             if not count:
                 return

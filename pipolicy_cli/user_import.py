@@ -82,19 +82,19 @@ def _compare(conn: sqlite3.Connection, result: ImportResult, apply_updates: bool
         )
     conn.execute(
         f"""UPDATE spool.staged AS s SET target = u.id,
-                action = CASE WHEN {with_values} THEN 'same' ELSE 'update' END
+                outcome = CASE WHEN {with_values} THEN 'same' ELSE 'update' END
             FROM main.users u WHERE u.user_id = s.user_id"""
     )
-    conn.execute("UPDATE spool.staged SET action = 'insert' WHERE action IS NULL")
+    conn.execute("UPDATE spool.staged SET outcome = 'insert' WHERE outcome IS NULL")
     if not apply_updates:
         conn.execute(
             """INSERT INTO spool.problems
                SELECT row_no, 'user_id', 'exists with other values (--update corrects it)'
-               FROM spool.staged WHERE action = 'update'"""
+               FROM spool.staged WHERE outcome = 'update'"""
         )
     Staging.finish_checks(conn, result, max_problems)
     conn.execute("COMMIT")
-    result.unchanged = conn.execute("SELECT count(*) FROM spool.staged WHERE action = 'same'").fetchone()[0]
+    result.unchanged = conn.execute("SELECT count(*) FROM spool.staged WHERE outcome = 'same'").fetchone()[0]
 
 
 def _insert(register: Register, actor: str, result: ImportResult, batch_size: int) -> None:
@@ -107,7 +107,7 @@ def _insert(register: Register, actor: str, result: ImportResult, batch_size: in
                 f"""INSERT INTO main.users ({columns})
                     SELECT user_id, name, gender, birth_date, address, phone, email, id_number, contact,
                            coalesce(status, 'active'), coalesce(created_at, ?), cancelled_at
-                    FROM spool.staged WHERE action = 'insert' AND row_no BETWEEN ? AND ? ORDER BY row_no""",
+                    FROM spool.staged WHERE outcome = 'insert' AND row_no BETWEEN ? AND ? ORDER BY row_no""",
                 (tx.at, first, final),
             )
             # One event per batch: the keys are consecutive, the fields those of an import.
@@ -125,7 +125,7 @@ def _correct(register: Register, actor: str, result: ImportResult, batch_size: i
             rows = conn.execute(
                 f"""SELECT s.target, {', '.join('s.' + c for c in CORRECTABLE)}, {', '.join('u.' + c for c in CORRECTABLE)}
                     FROM spool.staged s JOIN main.users u ON u.id = s.target
-                    WHERE s.action = 'update' AND s.row_no BETWEEN ? AND ?""",
+                    WHERE s.outcome = 'update' AND s.row_no BETWEEN ? AND ?""",
                 (first, final),
             ).fetchall()
             for target, *pair in rows:

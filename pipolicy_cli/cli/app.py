@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
-from pipolicy_cli.cli import audit, completion, config, consent, policy, quickstart, register, users
+from pipolicy_cli.cli import access, audit, completion, config, consent, inventory, policy, quickstart, register, users
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
 
@@ -108,6 +108,9 @@ app.add_typer(config.app, name="config")
 app.add_typer(users.app, name="user")
 app.add_typer(policy.app, name="policy")
 app.add_typer(consent.app, name="consent")
+app.add_typer(inventory.system_app, name="system")
+app.add_typer(inventory.data_app, name="data")
+app.add_typer(access.app, name="access")
 app.add_typer(audit.app, name="audit")
 completion.attach(app)
 

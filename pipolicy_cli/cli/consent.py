@@ -10,7 +10,6 @@ import typer
 
 from pipolicy_cli.cli import options
 from pipolicy_cli.cli.output import Format
-from pipolicy_cli.cli.users import By, ByOpt, UserArg, find_user
 from pipolicy_cli.errors import ExitCode, UsageError
 
 class Signal(str, Enum):
@@ -38,7 +37,7 @@ def _record(action: str, user: str, by: By, code: str, actor, db, fmt, as_json, 
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        row = find_user(register, user, by)
+        row = options.find_user(register, user, by)
         event = consents.record(register, row, code.strip(), action, options.actor(actor), **details)
     warning = event.pop("warning")
     out.document(event)
@@ -48,7 +47,7 @@ def _record(action: str, user: str, by: By, code: str, actor, db, fmt, as_json, 
 
 @app.command("grant")
 def grant(
-    user: UserArg,
+    user: options.UserArg,
     code: Code,
     at: At = None,
     method: Method = None,
@@ -56,7 +55,7 @@ def grant(
     by_guardian: Annotated[Optional[str], typer.Option("--by-guardian", help="Given by this parent or guardian (for a minor).", show_default=False)] = None,
     relation: Annotated[Optional[str], typer.Option("--relation", help="The guardian's relation to the person, e.g. mother.", show_default=False)] = None,
     written_consent: Annotated[Optional[str], typer.Option("--written-consent", help="Reference of the guardian's written consent (policy 6).", show_default=False)] = None,
-    by: ByOpt = By.user_id,
+    by: options.ByOpt = options.By.user_id,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
@@ -69,13 +68,13 @@ def grant(
 
 @app.command("withdraw")
 def withdraw(
-    user: UserArg,
+    user: options.UserArg,
     code: Code,
     at: At = None,
     method: Method = None,
     evidence: Evidence = None,
     signal: Annotated[Optional[Signal], typer.Option("--signal", help="A browser's Do Not Track or Global Privacy Control signal (policy 2(c)).", show_default=False)] = None,
-    by: ByOpt = By.user_id,
+    by: options.ByOpt = options.By.user_id,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
@@ -88,9 +87,9 @@ def withdraw(
 
 @app.command("history")
 def history(
-    user: UserArg,
+    user: options.UserArg,
     code: Annotated[Optional[str], typer.Argument(metavar="[PURPOSE_OR_SCOPE]", help="Only this purpose or scope.", show_default=False)] = None,
-    by: ByOpt = By.user_id,
+    by: options.ByOpt = options.By.user_id,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
@@ -101,7 +100,7 @@ def history(
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        rows = consents.history(register, find_user(register, user, by), code)
+        rows = consents.history(register, options.find_user(register, user, by), code)
     out.rows(rows, COLUMNS)
 
 
@@ -125,10 +124,10 @@ def list_(
 
 @app.command("check")
 def check(
-    user: UserArg,
+    user: options.UserArg,
     code: Annotated[Optional[str], typer.Argument(metavar="PURPOSE_OR_SCOPE", help="The purpose or scope; omitted when USER is '-'.", show_default=False)] = None,
     at: At = None,
-    by: ByOpt = By.user_id,
+    by: options.ByOpt = options.By.user_id,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
@@ -145,7 +144,7 @@ def check(
             raise typer.Exit(worst)
         if code is None:
             raise UsageError("PURPOSE_OR_SCOPE: missing")
-        row = find_user(register, user, by)
+        row = options.find_user(register, user, by)
         checker.codes.require(code)
         moment = dates.parse_time(at, settings.local_zone(register), "--at") if at else dates.now()
         answer = checker.check(row, code, moment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -55,3 +56,44 @@ def open_register(db: Path | None):
     from pipolicy_cli.register import Register
 
     return Register.open(location(db).path)
+
+
+class By(str, Enum):
+    user_id = "user-id"
+    phone = "phone"
+    email = "email"
+    id_number = "id-number"
+
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user_id, or the value named by --by ('-' reads it from stdin).")]
+ByOpt = Annotated[By, typer.Option("--by", help="What USER is.")]
+
+InputFile = Annotated[str, typer.Argument(metavar="FILE", help="CSV, JSON array or NDJSON; '-' reads stdin.")]
+InputFormat = Annotated[
+    Optional[str], typer.Option("--input-format", help="csv, json or ndjson (default: from the name or content).", show_default=False)
+]
+SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Write the valid rows and report the rest.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=1_000_000, help="Rows per write transaction.")]
+Jobs = Annotated[
+    Optional[int],
+    typer.Option("--jobs", min=1, max=64, help="Processes validating rows (default: 1 for small files, else the free cores up to 4).", show_default=False),
+]
+
+
+def stdin_values(values: dict[str, Optional[str]]) -> dict[str, Optional[str]]:
+    """Replace the one value given as '-' with a line from stdin (out of shell history and ps)."""
+    from pipolicy_cli.errors import UsageError
+
+    dashed = [key for key, value in values.items() if value == "-"]
+    if len(dashed) > 1:
+        raise UsageError(f"only one value can be read from stdin; got '-' for {', '.join(dashed)}")
+    if dashed:
+        values[dashed[0]] = sys.stdin.readline().rstrip("\r\n")
+    return values
+
+
+def find_user(register, user: str, by: By):
+    """The user named on the command line: USER read per --by, '-' from stdin."""
+    from pipolicy_cli import users
+
+    return users.find(register, stdin_values({"user": user})["user"], by.value)

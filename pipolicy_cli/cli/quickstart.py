@@ -26,6 +26,8 @@ def steps(folder: Path) -> list[Step]:
 
     db = ["--db", str(folder / "register.db")]
     users = str(data_path("demo", "users.csv"))
+    inventory = str(data_path("demo", "inventory.csv"))
+    night = str(data_path("demo", "access.ndjson"))
     return [
         Step(
             "Create the register",
@@ -121,6 +123,23 @@ def steps(folder: Path) -> list[Step]:
                       "--written-consent", "paper-form-0002", *db]),
         Step("", "", ["consent", "check", "U00000002", "personalization", *db]),
         Step("", "", ["consent", "minors", *db], expect=5),
+        Step(
+            "Say where the data is held",
+            "The company's systems, and processors entrusted under a contract (PIPL Art. 21), then the inventory: "
+            "which data of whom each holds, from where (data from partners names them: policy 1.3), since when.",
+            ["system", "add", "crm", "--owner", "Customer operations", "--country", "CN", *db],
+        ),
+        Step("", "", ["system", "add", "sms-gateway", "--kind", "processor", "--contract", "DPA-2025-014", "--country", "CN", *db]),
+        Step("", "", ["data", "import", inventory, *db]),
+        Step("", "", ["system", "list", *db]),
+        Step(
+            "Log a night of uses and find the violations",
+            "Services ship their access log nightly; a resent event is skipped. Nothing is refused for lacking a "
+            "basis: the log must be complete, and `access violations` judges every use now, so a consent "
+            "recorded late counts.",
+            ["access", "import", night, *db],
+        ),
+        Step("", "", ["access", "violations", *db], expect=5),
         Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "

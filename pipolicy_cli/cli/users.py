@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -10,16 +9,8 @@ import typer
 
 from pipolicy_cli.cli import options
 from pipolicy_cli.cli.output import Format
-from pipolicy_cli.errors import UsageError
 
 app = typer.Typer(help="The people whose data is held: add, show, list, update (correct), cancel, import.", no_args_is_help=True)
-
-
-class By(str, Enum):
-    user_id = "user-id"
-    phone = "phone"
-    email = "email"
-    id_number = "id-number"
 
 
 class Status(str, Enum):
@@ -39,27 +30,6 @@ Phone = Annotated[Optional[str], _value("Phone number (China by default, +CC for
 Email = Annotated[Optional[str], _value("E-mail address")]
 IdNumber = Annotated[Optional[str], _value("Resident ID number (18 characters)")]
 Contact = Annotated[Optional[str], _value("Other contact information")]
-UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user_id, or the value named by --by ('-' reads it from stdin).")]
-ByOpt = Annotated[By, typer.Option("--by", help="What USER is.")]
-
-
-def _stdin_values(values: dict[str, Optional[str]]) -> dict[str, Optional[str]]:
-    """Replace the one value given as '-' with a line from stdin (out of shell history and ps)."""
-    dashed = [key for key, value in values.items() if value == "-"]
-    if len(dashed) > 1:
-        raise UsageError(f"only one value can be read from stdin; got '-' for {', '.join(dashed)}")
-    if dashed:
-        line = sys.stdin.readline()
-        values[dashed[0]] = line.rstrip("\r\n")
-    return values
-
-
-def find_user(register, user: str, by: By):
-    """The user named on the command line: USER read per --by, '-' from stdin."""
-    from pipolicy_cli import users
-
-    user = _stdin_values({"user": user})["user"]
-    return users.find(register, user, by.value)
 
 
 @app.command("add")
@@ -83,7 +53,7 @@ def add(
     from pipolicy_cli import users
 
     out = options.output(fmt, as_json)
-    raw = _stdin_values(
+    raw = options.stdin_values(
         {"user_id": user_id, "name": name, "gender": gender, "birth_date": birth_date, "address": address,
          "phone": phone, "email": email, "id_number": id_number, "contact": contact}
     )
@@ -97,8 +67,8 @@ def add(
 
 @app.command("show")
 def show(
-    user: UserArg,
-    by: ByOpt = By.user_id,
+    user: options.UserArg,
+    by: options.ByOpt = options.By.user_id,
     reveal: options.Reveal = False,
     db: options.Db = None,
     actor: options.Actor = None,
@@ -110,7 +80,7 @@ def show(
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        row = find_user(register, user, by)
+        row = options.find_user(register, user, by)
         if reveal:
             users.record_reveal(register, [row["id"]], options.actor(actor), "user show --reveal")
         out.document({"id": row["id"], **users.view(row, users.today(register), reveal=reveal, full=True)})
@@ -149,8 +119,8 @@ def list_(
 
 @app.command("update")
 def update(
-    user: UserArg,
-    by: ByOpt = By.user_id,
+    user: options.UserArg,
+    by: options.ByOpt = options.By.user_id,
     name: Name = None,
     gender: Gender = None,
     birth_date: BirthDate = None,
@@ -172,7 +142,7 @@ def update(
     changes = {"name": name, "gender": gender, "birth_date": birth_date, "address": address, "phone": phone,
                "email": email, "id_number": id_number, "contact": contact}
     with options.open_register(db) as register:
-        changes = _stdin_values({"user": user, **changes})
+        changes = options.stdin_values({"user": user, **changes})
         row = users.find(register, changes.pop("user"), by.value)
         row, changed = users.update(register, row, changes, [c.replace("-", "_") for c in clear or []], options.actor(actor))
     out.document({"id": row["id"], "user_id": row["user_id"], "changed": changed})
@@ -182,8 +152,8 @@ def update(
 
 @app.command("cancel")
 def cancel(
-    user: UserArg,
-    by: ByOpt = By.user_id,
+    user: options.UserArg,
+    by: options.ByOpt = options.By.user_id,
     at: Annotated[Optional[str], typer.Option("--at", help="When the account was cancelled (default: now).", show_default=False)] = None,
     db: options.Db = None,
     actor: options.Actor = None,
@@ -195,7 +165,7 @@ def cancel(
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        row = find_user(register, user, by)
+        row = options.find_user(register, user, by)
         already = row["status"] == "cancelled"
         row = users.cancel(register, row, options.actor(actor), at)
     out.document({"id": row["id"], "user_id": row["user_id"], "status": row["status"], "cancelled_at": row["cancelled_at"]})
@@ -205,17 +175,12 @@ def cancel(
 
 @app.command("import")
 def import_(
-    file: Annotated[str, typer.Argument(metavar="FILE", help="CSV, JSON array or NDJSON; '-' reads stdin.")],
-    input_format: Annotated[
-        Optional[str], typer.Option("--input-format", help="csv, json or ndjson (default: from the name or content).", show_default=False)
-    ] = None,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Write the valid rows and report the rest.")] = False,
+    file: options.InputFile,
+    input_format: options.InputFormat = None,
+    skip_invalid: options.SkipInvalid = False,
     update: Annotated[bool, typer.Option("--update", help="Apply changed values to known users, each an audited correction.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1_000_000, help="Rows per write transaction.")] = 10_000,
-    jobs: Annotated[
-        Optional[int],
-        typer.Option("--jobs", min=1, max=64, help="Processes validating rows (default: 1 for small files, else the free cores up to 4).", show_default=False),
-    ] = None,
+    batch_size: options.BatchSize = 10_000,
+    jobs: options.Jobs = None,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
@@ -223,28 +188,11 @@ def import_(
 ) -> None:
     """Import users: the whole file is validated first; bad rows mean nothing is written."""
     from pipolicy_cli import readers
-    from pipolicy_cli.errors import InvalidInput
+    from pipolicy_cli.cli.imports import report_import
     from pipolicy_cli.user_import import import_users
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register, readers.source(file) as path:
-        fmt_name = readers.detect(path, input_format)
-        result = import_users(register, path, fmt_name, options.actor(actor),
+        result = import_users(register, path, readers.detect(path, input_format), options.actor(actor),
                               skip_invalid=skip_invalid, apply_updates=update, batch_size=batch_size, jobs=jobs)
-    if result.invalid and not skip_invalid:
-        raise InvalidInput(
-            f"{result.invalid} of {result.rows} rows are invalid; nothing was written (--skip-invalid writes the rest)",
-            _with_more(result),
-        )
-    for line in _with_more(result):
-        out.warning(f"skipped {line}")
-    out.document(result.summary())
-
-
-def _with_more(result) -> list[str]:
-    lines = list(result.problems)
-    shown = len({line.split(":", 1)[0] for line in lines})
-    if result.invalid > shown:
-        lines.append(f"... and {result.invalid - shown} more invalid rows")
-    return lines
-
+    report_import(out, result, skip_invalid)

@@ -12,9 +12,12 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 
@@ -119,3 +122,77 @@ def environment() -> str:
         f"python {platform.python_version()} ({sys.executable}), sqlite {sqlite3.sqlite_version}, "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus"
     )
+
+
+def measure(name: str, cmd: list[str], env: dict, workdir: Path, *, ok: Iterable[int] = (0,),
+            read_stdout: bool = True) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, stdout) of one child, run with its output in
+    workdir/NAME.out and NAME.err; exits unless its exit code is in `ok`.
+
+    With `read_stdout=False` the stdout returned is "" (a large output stays in
+    workdir/NAME.out, for the caller to stream)."""
+    out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        sampler = TreeRss(proc.pid)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        sampler.stop.set()
+        sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    stdout = out_path.read_text(encoding="utf-8") if read_stdout else ""
+    if proc.returncode not in tuple(ok):
+        if read_stdout:
+            tail = stdout[-2000:]
+        else:
+            with open(out_path, "rb") as handle:
+                handle.seek(max(0, out_path.stat().st_size - 2000))
+                tail = handle.read().decode("utf-8", "replace")
+        sys.exit(f"{name}: {' '.join(cmd)} exited {proc.returncode}:\n{tail}\n{err_path.read_text()[-4000:]}")
+    # ru_maxrss (KiB) is the largest single process; with worker processes the
+    # sum over the tree, sampled, is the honest figure: report the larger.
+    return seconds, max(usage.ru_maxrss, sampler.peak_kb) / 1024, stdout
+
+
+class TreeRss(threading.Thread):
+    """Samples the summed resident memory of a process and its descendants."""
+
+    def __init__(self, pid: int, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak_kb = pid, every, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every):
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in _tree(self.pid)))
+
+
+def _tree(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

@@ -27,12 +27,11 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import threading
 import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, at_least, environment, rate, report
+from _common import Row, at_least, environment, measure, rate, report
 from bench_startup import launcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,69 +48,6 @@ def write_users(path: Path, n: int) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for person in people(n):
             out.write(json.dumps(person, ensure_ascii=False) + "\n")
-
-
-def measure(name: str, cmd: list[str], env: dict, workdir: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child; exits on failure."""
-    out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
-        sampler = TreeRss(proc.pid)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        sampler.stop.set()
-        sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    stdout = out_path.read_text(encoding="utf-8")
-    if proc.returncode != 0:
-        sys.exit(f"{name}: {' '.join(cmd)} exited {proc.returncode}:\n{stdout[-2000:]}\n{err_path.read_text()[-4000:]}")
-    # ru_maxrss (KiB) is the largest single process; with worker processes the
-    # sum over the tree, sampled, is the honest figure: report the larger.
-    return seconds, max(usage.ru_maxrss, sampler.peak_kb) / 1024, stdout
-
-
-class TreeRss(threading.Thread):
-    """Samples the summed resident memory of a process and its descendants."""
-
-    def __init__(self, pid: int, every: float = 0.5):
-        super().__init__(daemon=True)
-        self.pid, self.every, self.peak_kb = pid, every, 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(self.every):
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in _tree(self.pid)))
-
-
-def _tree(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def count_users(db: Path) -> int:

@@ -1,0 +1,270 @@
+"""The access log: every use of a person's data, and the violations found in it.
+
+An event is never refused for lacking a basis: the log must be complete, so a
+use without consent is stored and found by `violations`, which is computed at
+query time, so a consent recorded late or a new policy version counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipolicy_cli import catalog, dates, settings, users
+from pipolicy_cli.consents import Codes
+from pipolicy_cli.errors import InvalidInput, NotFound
+from pipolicy_cli.register import Register
+from pipolicy_cli.register.connection import cache_size
+from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, row_problem
+
+ACTIONS = ("view", "use", "modify", "share", "transfer", "export")
+EVENT_FIELDS = ("at", "actor", "user_id", "categories", "purpose", "action", "basis", "source", "event_id")
+MAX_TEXT = 200
+
+
+class Vocabulary:
+    """The codes an event may use, from the register's catalog; picklable for worker processes."""
+
+    def __init__(self, register: Register):
+        cat = settings.policy_catalog(register)
+        self.categories = frozenset(c["code"] for c in cat["categories"])
+        self.bases = frozenset(["consent", *(b["code"] for b in cat["bases"])])
+        self.zone = settings.local_zone(register)
+
+
+def check_event(raw: dict[str, Any], words: Vocabulary) -> tuple[tuple, list[tuple[str, str]]]:
+    problems: list[tuple[str, str]] = []
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in EVENT_FIELDS:
+            problems.append((name, "unknown field"))
+        elif name == "categories" and isinstance(value, list):
+            out[name] = value
+        elif value is not None and not isinstance(value, str):
+            problems.append((name, "must be text"))
+        elif isinstance(value, str) and len(value) > MAX_TEXT:
+            problems.append((name, f"longer than {MAX_TEXT} characters"))
+        else:
+            out[name] = value.strip() if isinstance(value, str) and value.strip() else None
+    for name in ("at", "actor", "user_id", "categories", "purpose", "action", "basis"):
+        if not out.get(name) and not any(p[0] == name for p in problems):
+            problems.append((name, "required"))
+    if out.get("at"):
+        try:
+            out["at"] = dates.to_text(dates.parse_time(out["at"], words.zone, "at"))
+        except InvalidInput:
+            problems.append(("at", "not a date or time"))
+    categories = out.get("categories")
+    if categories:
+        parts = categories if isinstance(categories, list) else categories.split(",")
+        if not all(isinstance(part, str) for part in parts):
+            problems.append(("categories", "must be codes"))
+        else:
+            codes = sorted({part.strip() for part in parts if part.strip()})
+            unknown = [code for code in codes if code not in words.categories]
+            if unknown or not codes:
+                problems.append(("categories", "not categories of the policy (see `pipolicy policy categories`)"))
+            out["categories"] = ",".join(codes)
+    if out.get("action") and out["action"] not in ACTIONS:
+        problems.append(("action", f"must be one of {', '.join(ACTIONS)}"))
+    if out.get("basis") and out["basis"] not in words.bases:
+        problems.append(("basis", "must be consent or a basis code (see `pipolicy policy bases`)"))
+    if out.get("event_id") and not out.get("source"):
+        problems.append(("source", "required with event_id (duplicates are recognised by the pair)"))
+    return tuple(out.get(name) for name in EVENT_FIELDS), problems
+
+
+def log(register: Register, raw: dict[str, Any], actor: str) -> dict[str, Any]:
+    values, problems = check_event(raw, Vocabulary(register))
+    if problems:
+        lines = [f"{name}: {reason}" for name, reason in problems]
+        raise InvalidInput(lines[0], lines)
+    event = dict(zip(EVENT_FIELDS, values))
+    user = register.conn.execute("SELECT id FROM users WHERE user_id = ?", (event["user_id"],)).fetchone()
+    if not user:
+        raise NotFound("user: no such user")
+    with register.transaction(actor, "access log") as tx:
+        if event["event_id"] and tx.execute(
+            "SELECT 1 FROM access_log WHERE source = ? AND event_id = ?", (event["source"], event["event_id"])
+        ).fetchone():
+            return {"id": None, "skipped": "already logged", **event}
+        row = {k: v for k, v in event.items() if k != "user_id" and v is not None}
+        key = tx.insert("access_log", {**row, "user_key": user[0], "recorded_at": tx.at})
+    return {"id": key, **event}
+
+
+def check_event_rows(chunk: list) -> list:
+    checked = []
+    for number, record, words in chunk:
+        problem = row_problem(number, record)
+        if problem:
+            checked.append(problem)
+            continue
+        values, problems = check_event(record, words)
+        checked.append((number, None if problems else values, problems))
+    return checked
+
+
+def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_invalid: bool = False,
+                  batch_size: int = 50_000, max_problems: int = 1000, jobs: int | None = None) -> ImportResult:
+    """A night's log: validated in full, then written in atomic batches; known (source, event_id) skipped."""
+    result = ImportResult()
+    conn = register.conn
+    with cache_size(conn, IMPORT_CACHE_KIB), Staging(EVENT_FIELDS) as staging:
+        staging.load(checked_records(path, fmt, check_event_rows, Vocabulary(register), jobs_for(path, jobs)), result)
+        staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
+        with staging.attached(conn):
+            conn.execute("BEGIN")
+            conn.execute(
+                """INSERT INTO spool.problems SELECT row_no, 'user_id', 'no such user' FROM spool.staged s
+                   WHERE NOT EXISTS (SELECT 1 FROM main.users u WHERE u.user_id = s.user_id)"""
+            )
+            Staging.finish_checks(conn, result, max_problems)
+            # A resent event (same source and id, here or already stored) is skipped, not an error.
+            conn.execute(
+                """UPDATE spool.staged SET outcome = 'skip' WHERE outcome IS NULL AND event_id IS NOT NULL AND (
+                       EXISTS (SELECT 1 FROM main.access_log a WHERE a.source = staged.source AND a.event_id = staged.event_id)
+                       OR EXISTS (SELECT 1 FROM spool.staged e WHERE e.source = staged.source AND e.event_id = staged.event_id
+                                  AND e.row_no < staged.row_no))"""
+            )
+            conn.execute("UPDATE spool.staged SET outcome = 'insert' WHERE outcome IS NULL")
+            conn.execute("COMMIT")
+            result.skipped = conn.execute("SELECT count(*) FROM spool.staged WHERE outcome = 'skip'").fetchone()[0]
+            if result.invalid and not skip_invalid:
+                return result
+            for first, final, count in Staging.batches(conn, "insert", batch_size):
+                with register.transaction(actor, "access import") as tx:
+                    first_key = (conn.execute("SELECT max(id) FROM main.access_log").fetchone()[0] or 0) + 1
+                    conn.execute(
+                        """INSERT INTO main.access_log
+                               (at, actor, user_key, categories, purpose, action, basis, source, event_id, recorded_at)
+                           SELECT s.at, s.actor, u.id, s.categories, s.purpose, s.action, s.basis, s.source, s.event_id, ?
+                           FROM spool.staged s JOIN main.users u ON u.user_id = s.user_id
+                           WHERE s.outcome = 'insert' AND s.row_no BETWEEN ? AND ? ORDER BY s.row_no""",
+                        (tx.at, first, final),
+                    )
+                    tx.record("import", "access_log", fields=("at", "actor", "categories", "purpose", "action", "basis"),
+                              detail={"inserted": count, "keys": [first_key, first_key + count - 1]})
+                result.inserted += count
+                result.written = True
+    return result
+
+
+def events(register: Register, *, user_key: int | None = None, since: str | None = None, until: str | None = None,
+           purpose: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    clauses, params = [], []
+    for clause, value in (("a.user_key = ?", user_key), ("a.at >= ?", since), ("a.at < ?", until), ("a.purpose = ?", purpose)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    sql = ("SELECT a.id, a.at, a.actor, u.user_id, a.categories, a.purpose, a.action, a.basis, a.source, a.event_id "
+           "FROM access_log a LEFT JOIN users u ON u.id = a.user_key")
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY a.at, a.id"
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    cursor = register.conn.execute(sql, params)
+    for key, at, actor, user_id, categories, purpose_, action, basis, source, event_id in cursor:
+        yield {"id": key, "at": at, "actor": actor, "user_id": user_id, "categories": categories.split(","),
+               "purpose": purpose_, "action": action, "basis": basis, "source": source, "event_id": event_id}
+
+
+# The query behind `violations`: each event with the person's state and the
+# latest consent event, at the event's time, for its purpose and for the
+# scopes its categories need. Evaluated in Python, row by row, streaming.
+_LATEST = """(SELECT c.action || '|' || c.at || '|' || coalesce(c.written_consent, '') || '|' || coalesce(c.signal, '')
+              FROM consents c WHERE c.user_key = a.user_key AND c.code = {code} AND c.at <= a.at
+              ORDER BY c.at DESC, c.id DESC LIMIT 1)"""
+VIOLATIONS_SQL = f"""
+SELECT a.id, a.at, a.actor, u.user_id, a.categories, a.purpose, a.action, a.basis,
+       u.status, u.cancelled_at, u.born,
+       CASE WHEN a.basis = 'consent' THEN {_LATEST.format(code='a.purpose')} END,
+       CASE WHEN instr(',' || a.categories || ',', ',location,') THEN {_LATEST.format(code="'location'")} END,
+       CASE WHEN instr(',' || a.categories || ',', ',tracking,') THEN {_LATEST.format(code="'tracking'")} END
+FROM access_log a JOIN users u ON u.id = a.user_key
+"""
+
+
+class Judge:
+    """Finds what is wrong with one access event; the fixed parts are loaded once."""
+
+    def __init__(self, register: Register):
+        cat = settings.policy_catalog(register)
+        self.codes = Codes.of(register)
+        self.statutory = frozenset(b["code"] for b in cat["bases"] if b.get("statutory"))
+        self.scoped = {c["code"]: c["scope"] for c in cat["categories"] if c.get("scope")}
+        profile_code = settings.jurisdiction(register)
+        mapping = catalog.load_profile(profile_code)["bases"]
+        self.no_counterpart = frozenset(code for code, rule in mapping.items() if not rule.get("law"))
+        self.profile = profile_code
+        self.zone = settings.local_zone(register)
+        self.guardian_age = settings.guardian_age(register)[0]
+        from pipolicy_cli import policy
+
+        self.superseding = [(v["effective_at"], v["version"]) for v in policy.versions(register) if v["needs_reconsent"]]
+
+    def consent_fault(self, latest: str | None, at: str, born: str | None, code: str) -> tuple[str, str] | None:
+        if latest is None:
+            return "no-consent", f"no {code} consent in force"
+        action, given_at, written, signal = latest.split("|")
+        if action == "withdraw":
+            by = f" ({signal.upper()} signal)" if signal else ""
+            return "after-withdrawal", f"{code} consent withdrawn at {given_at}{by}"
+        for effective_at, version in self.superseding:
+            if given_at < effective_at <= at:
+                return "superseded", f"{code} consent predates policy version {version}, which needs fresh consent"
+        if born and not written:
+            moment = datetime.fromisoformat(given_at.replace("Z", "+00:00")).astimezone(self.zone).date()
+            age = users.age({"born": born}, moment)
+            if age is not None and age < self.guardian_age:
+                return "minor-without-guardian", f"{code} consent given at age {age} without a guardian's written consent"
+        return None
+
+    def faults(self, row: tuple) -> list[tuple[str, str]]:
+        (_, at, _, _, categories, purpose, _, basis, status, cancelled_at, born, purpose_latest,
+         location_latest, tracking_latest) = row
+        found = []
+        statutory = basis in self.statutory
+        if not self.codes.known(purpose):
+            found.append(("purpose-not-in-policy", f"purpose {purpose} is not in the policy (policy 1.3: ask first)"))
+        elif basis == "consent":
+            fault = self.consent_fault(purpose_latest, at, born, purpose)
+            if fault:
+                found.append(fault)
+        if status == "cancelled" and cancelled_at and cancelled_at <= at and not statutory:
+            found.append(("after-cancellation", f"used after the account was cancelled at {cancelled_at} (policy 1.1.a)"))
+        if basis in self.no_counterpart:
+            found.append(("basis-without-legal-counterpart", f"basis {basis} has no counterpart in the {self.profile} profile"))
+        if not statutory:
+            for category, latest in (("location", location_latest), ("tracking", tracking_latest)):
+                scope = self.scoped.get(category)
+                if scope and f",{category}," in f",{categories},":
+                    fault = self.consent_fault(latest, at, born, scope)
+                    if fault:
+                        found.append((f"{category}-{fault[0]}", fault[1]))
+        return found
+
+
+def violations(register: Register, *, since: str | None = None, user_key: int | None = None) -> Iterator[dict[str, Any]]:
+    """One row per event with something wrong, with every reason; streams."""
+    judge = Judge(register)
+    clauses, params = [], []
+    if since:
+        clauses.append("a.at >= ?")
+        params.append(since)
+    if user_key is not None:
+        clauses.append("a.user_key = ?")
+        params.append(user_key)
+    sql = VIOLATIONS_SQL + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY a.at, a.id"
+    for row in register.conn.execute(sql, params):
+        found = judge.faults(row)
+        if found:
+            yield {
+                "id": row[0], "at": row[1], "actor": row[2], "user_id": row[3], "categories": row[4].split(","),
+                "purpose": row[5], "action": row[6], "basis": row[7],
+                "reasons": [code for code, _ in found], "why": "; ".join(text for _, text in found),
+            }
+
