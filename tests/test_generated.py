@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipolicy_cli.cli import completion, reference
+from pipolicy_cli.cli import completion_scripts as completion, reference
 from pipolicy_cli.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,7 +15,7 @@ SCRIPTS = {"bash": "pipolicy.bash", "zsh": "_pipolicy", "fish": "pipolicy.fish"}
 
 @pytest.mark.parametrize("shell", list(SCRIPTS))
 def test_completion_scripts_are_current(shell):
-    expected = completion.render(completion.Shell(shell), completion.tree(app))
+    expected = completion.render(shell, completion.tree(app))
     stored = (ROOT / "completions" / SCRIPTS[shell]).read_text(encoding="utf-8")
     assert stored == expected, f"completions/{SCRIPTS[shell]} is stale: run `pipolicy completion {shell} > completions/{SCRIPTS[shell]}`"
 

@@ -17,7 +17,7 @@ def render() -> str:
     from typer.testing import CliRunner
 
     from pipolicy_cli.cli.app import app
-    from pipolicy_cli.cli.completion import tree
+    from pipolicy_cli.cli.completion_scripts import tree
 
     app.rich_markup_mode = None  # plain help, the same on any terminal
     runner = CliRunner()
