@@ -7,6 +7,7 @@ query time, so a consent recorded late or a new policy version counts.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,11 +17,15 @@ from pipolicy_cli.consents import Codes
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
-from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, row_problem
+from pipolicy_cli.staging import ImportResult, Staging, checked_records, jobs_for, record_of
 
 ACTIONS = ("view", "use", "modify", "share", "transfer", "export")
 EVENT_FIELDS = ("at", "actor", "user_id", "categories", "purpose", "action", "basis", "source", "event_id")
+_FIELD_SET = frozenset(EVENT_FIELDS)
+_ACTION_SET = frozenset(ACTIONS)
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 MAX_TEXT = 200
+ACCESS_CACHE_KIB = 96 * 1024  # three indexes on a log of millions; still well under 256 MB in all
 
 
 class Vocabulary:
@@ -33,46 +38,78 @@ class Vocabulary:
         self.zone = settings.local_zone(register)
 
 
+def _plain(raw: dict[str, Any], words: Vocabulary) -> tuple | None:
+    """The values of an event that needs no normalising at all, else None (then `check_event` looks closer)."""
+    if not raw.keys() <= _FIELD_SET:
+        return None
+    values = tuple(raw.get(name) for name in EVENT_FIELDS)
+    for value in values[:7]:
+        if type(value) is not str or not value or len(value) > MAX_TEXT or value != value.strip():
+            return None
+    for value in values[7:]:
+        if value is not None and (type(value) is not str or not value or len(value) > MAX_TEXT or value != value.strip()):
+            return None
+    at, _, _, categories, _, action, basis, source, event_id = values
+    if (not _CANONICAL_TIME.match(at) or categories not in words.categories or action not in _ACTION_SET
+            or basis not in words.bases or (event_id and not source)):
+        return None
+    try:
+        datetime.fromisoformat(at[:-1])
+    except ValueError:
+        return None
+    return values
+
+
 def check_event(raw: dict[str, Any], words: Vocabulary) -> tuple[tuple, list[tuple[str, str]]]:
+    """Normalise one event; returns (values in EVENT_FIELDS order, problems). A night's log runs
+    through here millions of times, so an event already in canonical form takes the short way."""
+    plain = _plain(raw, words)
+    if plain is not None:
+        return plain, []
     problems: list[tuple[str, str]] = []
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name not in EVENT_FIELDS:
-            problems.append((name, "unknown field"))
-        elif name == "categories" and isinstance(value, list):
-            out[name] = value
-        elif value is not None and not isinstance(value, str):
+    if not raw.keys() <= _FIELD_SET:
+        problems += [(name, "unknown field") for name in raw if name not in _FIELD_SET]
+    values = []
+    for name in EVENT_FIELDS:
+        value = raw.get(name)
+        if isinstance(value, str):
+            value = value.strip()
+            if len(value) > MAX_TEXT:
+                problems.append((name, f"longer than {MAX_TEXT} characters"))
+        elif value is not None and not (name == "categories" and isinstance(value, list)):
             problems.append((name, "must be text"))
-        elif isinstance(value, str) and len(value) > MAX_TEXT:
-            problems.append((name, f"longer than {MAX_TEXT} characters"))
-        else:
-            out[name] = value.strip() if isinstance(value, str) and value.strip() else None
-    for name in ("at", "actor", "user_id", "categories", "purpose", "action", "basis"):
-        if not out.get(name) and not any(p[0] == name for p in problems):
-            problems.append((name, "required"))
-    if out.get("at"):
+            value = None
+        values.append(value or None)
+    at, actor, user_id, categories, purpose, action, basis, source, event_id = values
+    if None in (at, actor, user_id, categories, purpose, action, basis):
+        for name, value in (("at", at), ("actor", actor), ("user_id", user_id), ("categories", categories),
+                            ("purpose", purpose), ("action", action), ("basis", basis)):
+            if value is None and not any(p[0] == name for p in problems):
+                problems.append((name, "required"))
+    if at:
         try:
-            out["at"] = dates.to_text(dates.parse_time(out["at"], words.zone, "at"))
-        except InvalidInput:
+            if _CANONICAL_TIME.match(at):
+                datetime.fromisoformat(at[:-1])  # a real calendar time
+            else:
+                at = dates.to_text(dates.parse_time(at, words.zone, "at"))
+        except (ValueError, InvalidInput):
             problems.append(("at", "not a date or time"))
-    categories = out.get("categories")
     if categories:
         parts = categories if isinstance(categories, list) else categories.split(",")
         if not all(isinstance(part, str) for part in parts):
             problems.append(("categories", "must be codes"))
         else:
             codes = sorted({part.strip() for part in parts if part.strip()})
-            unknown = [code for code in codes if code not in words.categories]
-            if unknown or not codes:
+            if not codes or not words.categories.issuperset(codes):
                 problems.append(("categories", "not categories of the policy (see `pipolicy policy categories`)"))
-            out["categories"] = ",".join(codes)
-    if out.get("action") and out["action"] not in ACTIONS:
+            categories = ",".join(codes)
+    if action and action not in ACTIONS:
         problems.append(("action", f"must be one of {', '.join(ACTIONS)}"))
-    if out.get("basis") and out["basis"] not in words.bases:
+    if basis and basis not in words.bases:
         problems.append(("basis", "must be consent or a basis code (see `pipolicy policy bases`)"))
-    if out.get("event_id") and not out.get("source"):
+    if event_id and not source:
         problems.append(("source", "required with event_id (duplicates are recognised by the pair)"))
-    return tuple(out.get(name) for name in EVENT_FIELDS), problems
+    return (at, actor, user_id, categories, purpose, action, basis, source, event_id), problems
 
 
 def log(register: Register, raw: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -97,7 +134,7 @@ def log(register: Register, raw: dict[str, Any], actor: str) -> dict[str, Any]:
 def check_event_rows(chunk: list) -> list:
     checked = []
     for number, record, words in chunk:
-        problem = row_problem(number, record)
+        record, problem = record_of(number, record)
         if problem:
             checked.append(problem)
             continue
@@ -111,7 +148,7 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
     """A night's log: validated in full, then written in atomic batches; known (source, event_id) skipped."""
     result = ImportResult()
     conn = register.conn
-    with cache_size(conn, IMPORT_CACHE_KIB), Staging(EVENT_FIELDS) as staging:
+    with cache_size(conn, ACCESS_CACHE_KIB), Staging(EVENT_FIELDS) as staging:
         staging.load(checked_records(path, fmt, check_event_rows, Vocabulary(register), jobs_for(path, jobs)), result)
         staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
         with staging.attached(conn):
@@ -128,12 +165,11 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
                        OR EXISTS (SELECT 1 FROM spool.staged e WHERE e.source = staged.source AND e.event_id = staged.event_id
                                   AND e.row_no < staged.row_no))"""
             )
-            conn.execute("UPDATE spool.staged SET outcome = 'insert' WHERE outcome IS NULL")
             conn.execute("COMMIT")
             result.skipped = conn.execute("SELECT count(*) FROM spool.staged WHERE outcome = 'skip'").fetchone()[0]
             if result.invalid and not skip_invalid:
                 return result
-            for first, final, count in Staging.batches(conn, "insert", batch_size):
+            for first, final, count in Staging.batches(conn, None, batch_size):
                 with register.transaction(actor, "access import") as tx:
                     first_key = (conn.execute("SELECT max(id) FROM main.access_log").fetchone()[0] or 0) + 1
                     conn.execute(
@@ -141,7 +177,7 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
                                (at, actor, user_key, categories, purpose, action, basis, source, event_id, recorded_at)
                            SELECT s.at, s.actor, u.id, s.categories, s.purpose, s.action, s.basis, s.source, s.event_id, ?
                            FROM spool.staged s JOIN main.users u ON u.user_id = s.user_id
-                           WHERE s.outcome = 'insert' AND s.row_no BETWEEN ? AND ? ORDER BY s.row_no""",
+                           WHERE s.outcome IS NULL AND s.row_no BETWEEN ? AND ? ORDER BY s.row_no""",
                         (tx.at, first, final),
                     )
                     tx.record("import", "access_log", fields=("at", "actor", "categories", "purpose", "action", "basis"),

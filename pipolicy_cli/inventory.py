@@ -17,7 +17,7 @@ from pipolicy_cli import dates, masking, settings, validate
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
-from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, row_problem
+from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, record_of
 
 KINDS = ("internal", "processor")
 ITEM_FIELDS = ("user_id", "category", "field", "system", "source", "collected_at", "value")
@@ -156,7 +156,7 @@ def items(register: Register, *, user_key: int | None = None, system: str | None
 def check_item_rows(chunk: list) -> list:
     checked = []
     for number, record, (categories, zone) in chunk:
-        problem = row_problem(number, record)
+        record, problem = record_of(number, record)
         if problem:
             checked.append(problem)
             continue

@@ -90,19 +90,26 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
             yield number, raw
 
 
-def _ndjson(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+def ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank NDJSON lines, unparsed: worker processes parse them (`parse_line`)."""
     for number, raw in _lines(path):
-        if not raw.strip():
-            continue
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            yield number, RowProblem("row", "not valid UTF-8")
-            continue
-        except (json.JSONDecodeError, RecursionError):
-            yield number, RowProblem("row", "not valid JSON")
-            continue
-        yield number, value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+        if raw.strip():
+            yield number, raw
+
+
+def parse_line(raw: bytes) -> dict | RowProblem:
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return RowProblem("row", "not valid UTF-8")
+    except (json.JSONDecodeError, RecursionError):
+        return RowProblem("row", "not valid JSON")
+    return value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+
+
+def _ndjson(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+    for number, raw in ndjson_lines(path):
+        yield number, parse_line(raw)
 
 
 def _decoded_lines(path: Path) -> Iterator[str]:

@@ -58,15 +58,25 @@ def jobs_for(path: Path, jobs: int | None) -> int:
 
 
 def checked_records(path: Path, fmt: str, check, context, jobs: int) -> Iterator[Checked]:
-    """Parse `path` and run `check(chunk)` over (number, record, context) items, in order."""
-    items = ((number, record, context) for number, record in readers.records(path, fmt))
+    """Run `check(chunk)` over (number, record, context) items of `path`, in order.
+
+    NDJSON lines travel unparsed (bytes pickle for next to nothing), so the
+    workers do the parsing too; `check` calls `record_of` on each item.
+    """
+    if fmt == "ndjson":
+        items = ((number, raw, context) for number, raw in readers.ndjson_lines(path))
+    else:
+        items = ((number, record, context) for number, record in readers.records(path, fmt))
     return parallel.map_chunks(check, items, jobs=jobs)
 
 
-def row_problem(number: int, record) -> Checked | None:
+def record_of(number: int, record) -> tuple[dict | None, Checked | None]:
+    """The record as a dict, or the problem that stands for it."""
+    if isinstance(record, bytes):
+        record = readers.parse_line(record)
     if isinstance(record, readers.RowProblem):
-        return number, None, [(record.field, record.reason)]
-    return None
+        return None, (number, None, [(record.field, record.reason)])
+    return record, None
 
 
 class Staging:
@@ -140,14 +150,15 @@ class Staging:
         ]
 
     @staticmethod
-    def batches(conn: sqlite3.Connection, outcome: str, size: int) -> Iterator[tuple[int, int, int]]:
-        """(first row, last row, count) of successive batches of staged rows with this outcome."""
+    def batches(conn: sqlite3.Connection, outcome: str | None, size: int) -> Iterator[tuple[int, int, int]]:
+        """(first row, last row, count) of successive batches of staged rows with this outcome (None: not yet set)."""
         last = 0
+        where = "outcome IS NULL" if outcome is None else "outcome = ?"
         while True:
             first, final, count = conn.execute(
-                """SELECT min(row_no), max(row_no), count(*) FROM (
-                       SELECT row_no FROM spool.staged WHERE outcome = ? AND row_no > ? ORDER BY row_no LIMIT ?)""",
-                (outcome, last, size),
+                f"""SELECT min(row_no), max(row_no), count(*) FROM (
+                        SELECT row_no FROM spool.staged WHERE {where} AND row_no > ? ORDER BY row_no LIMIT ?)""",
+                (*([] if outcome is None else [outcome]), last, size),
             ).fetchone()
             if not count:
                 return

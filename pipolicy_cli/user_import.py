@@ -16,7 +16,7 @@ from pathlib import Path
 from pipolicy_cli import settings, validate
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
-from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, row_problem
+from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, record_of
 from pipolicy_cli.users import UNIQUE, today
 
 COLUMNS = ("user_id", "name", "gender", "birth_date", "address", "phone", "email", "id_number", "contact",
@@ -56,7 +56,7 @@ def check_rows(chunk: list) -> list:
     """Validate (number, record, (today, zone)) items; runs in worker processes too."""
     checked = []
     for number, record, (on, zone) in chunk:
-        problem = row_problem(number, record)
+        record, problem = record_of(number, record)
         if problem:
             checked.append(problem)
             continue
