@@ -13,7 +13,7 @@ from typing import Any
 
 from pipolicy_cli.errors import InvalidInput
 
-_CATALOG_LISTS = ("purposes", "categories", "scopes", "bases", "deletion_grounds")
+_CATALOG_LISTS = ("purposes", "categories", "scopes", "bases", "deletion_grounds", "signals")
 
 
 def data_path(*parts: str) -> Path:

@@ -17,7 +17,6 @@ from pipolicy_cli import dates, policy, settings, users, validate
 from pipolicy_cli.errors import InvalidInput
 from pipolicy_cli.register import Register
 
-SIGNALS = {"dnt": ("tracking",), "gpc": ("tracking", "sharing")}
 TEXT_FIELDS = ("method", "evidence", "guardian_name", "guardian_relation", "written_consent")
 
 
@@ -62,8 +61,11 @@ def record(register: Register, row: dict[str, Any], code: str, action: str, acto
     if moment > dates.now():
         raise InvalidInput("--at: a consent cannot be recorded for the future")
     if signal is not None:
-        if action != "withdraw" or code not in SIGNALS.get(signal, ()):
-            raise InvalidInput(f"--signal: {signal} withdraws only {' or '.join(SIGNALS.get(signal, ('tracking',)))}")
+        signals = {s["code"]: s["withdraws"] for s in settings.policy_catalog(register)["signals"]}
+        if signal not in signals:
+            raise InvalidInput(f"--signal: must be one of {', '.join(signals)}")
+        if action != "withdraw" or code not in signals[signal]:
+            raise InvalidInput(f"--signal: {signal} withdraws only {' or '.join(signals[signal])}")
     details = _text(details)
     guardian = [details.get("guardian_name"), details.get("guardian_relation"), details.get("written_consent")]
     if any(guardian) and not all(guardian):

@@ -43,7 +43,7 @@ def add_system(register: Register, name: str, kind: str, owner: str | None, coun
     if country is not None and not _COUNTRY.match(country.strip().upper()):
         raise InvalidInput("--country: a two-letter ISO 3166 code, e.g. CN")
     if kind == "processor" and not contract:
-        raise InvalidInput("--contract: a processor is entrusted under a contract (PIPL Art. 21); name it")
+        raise InvalidInput("--contract: a processor is entrusted under a contract; name it")
     values = {"name": name, "kind": kind, "owner": _text("owner", owner), "country": country.strip().upper() if country else None,
               "contract": _text("contract", contract), "created_at": dates.now_text()}
     with register.transaction(actor, "system add") as tx:

@@ -86,7 +86,9 @@ class Staging:
         self.path = self.folder / "spool.db"
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         self.conn = sqlite3.connect(str(self.path), isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY", "cache_size = -16384"):
+        # Sorting for an index over millions of staged rows spills to temporary files: a
+        # scratch file like the spool itself, not memory that grows with the input.
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE", "cache_size = -16384"):
             self.conn.execute(f"PRAGMA {pragma}")
         self.conn.execute(
             f"CREATE TABLE staged (row_no INTEGER PRIMARY KEY, {', '.join(self.columns)}, outcome TEXT, target INTEGER)"
