@@ -7,23 +7,26 @@ _pipolicy() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         case "${path:+$path }$word" in
-            "access"|"access import"|"access list"|"access log"|"access violations"|"audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"consent"|"consent check"|"consent grant"|"consent history"|"consent list"|"consent minors"|"consent withdraw"|"data"|"data add"|"data import"|"data list"|"init"|"policy"|"policy bases"|"policy categories"|"policy notify-list"|"policy purposes"|"policy reconsent-list"|"policy scopes"|"policy version"|"policy version add"|"policy version list"|"quickstart"|"status"|"system"|"system add"|"system list"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
+            "access"|"access import"|"access list"|"access log"|"access violations"|"audit"|"audit head"|"audit list"|"audit verify"|"completion"|"config"|"config set"|"config show"|"consent"|"consent check"|"consent grant"|"consent history"|"consent list"|"consent minors"|"consent withdraw"|"data"|"data add"|"data import"|"data list"|"export"|"init"|"policy"|"policy bases"|"policy categories"|"policy notify-list"|"policy purposes"|"policy reconsent-list"|"policy scopes"|"policy version"|"policy version add"|"policy version list"|"quickstart"|"request"|"request complete"|"request extend"|"request list"|"request open"|"request reject"|"request show"|"request verify"|"status"|"system"|"system add"|"system list"|"user"|"user add"|"user cancel"|"user import"|"user list"|"user show"|"user update") path="${path:+$path }$word" ;;
         esac
     done
     case "$path:$prev" in
-        *:--input-format|*:--batch-size|*:--jobs|*:--actor|*:--user|*:--since|*:--until|*:--purpose|*:--limit|*:--categories|*:--basis|*:--at|*:--used-by|*:--source|*:--event-id|*:--by-actor|*:--command|*:--object|*:--key|*:--head|*:--method|*:--evidence|*:--by-guardian|*:--relation|*:--written-consent|*:--category|*:--field|*:--system|*:--collected-at|*:--value|*:--effective|*:--changes|*:--summary|*:--owner|*:--country|*:--contract|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
-        *:--db|*:--key-file|*:--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        *:--format|*:-f) COMPREPLY=($(compgen -W "auto table json ndjson csv" -- "$cur")); return ;;
+        *:--input-format|*:--batch-size|*:--jobs|*:--actor|*:--user|*:--since|*:--until|*:--purpose|*:--limit|*:--categories|*:--basis|*:--at|*:--used-by|*:--source|*:--event-id|*:--by-actor|*:--command|*:--object|*:--key|*:--head|*:--method|*:--evidence|*:--by-guardian|*:--relation|*:--written-consent|*:--category|*:--field|*:--system|*:--collected-at|*:--value|*:--request|*:--effective|*:--changes|*:--summary|*:--note|*:--reason|*:--due-within|*:--ground|*:--received|*:--via|*:--requester|*:--owner|*:--country|*:--contract|*:--name|*:--gender|*:--birth-date|*:--address|*:--phone|*:--email|*:--id-number|*:--contact|*:--created-from|*:--created-to|*:--clear) COMPREPLY=(); return ;;
+        *:--db|*:--out|*:--key-file|*:--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        "access import:--format"|"access list:--format"|"access log:--format"|"access violations:--format"|"audit head:--format"|"audit list:--format"|"audit verify:--format"|"config set:--format"|"config show:--format"|"consent check:--format"|"consent grant:--format"|"consent history:--format"|"consent list:--format"|"consent minors:--format"|"consent withdraw:--format"|"data add:--format"|"data import:--format"|"data list:--format"|"init:--format"|"policy bases:--format"|"policy categories:--format"|"policy notify-list:--format"|"policy purposes:--format"|"policy reconsent-list:--format"|"policy scopes:--format"|"policy version add:--format"|"policy version list:--format"|"request complete:--format"|"request extend:--format"|"request list:--format"|"request open:--format"|"request reject:--format"|"request show:--format"|"request verify:--format"|"status:--format"|"system add:--format"|"system list:--format"|"user add:--format"|"user cancel:--format"|"user import:--format"|"user list:--format"|"user show:--format"|"user update:--format"|"access import:-f"|"access list:-f"|"access log:-f"|"access violations:-f"|"audit head:-f"|"audit list:-f"|"audit verify:-f"|"config set:-f"|"config show:-f"|"consent check:-f"|"consent grant:-f"|"consent history:-f"|"consent list:-f"|"consent minors:-f"|"consent withdraw:-f"|"data add:-f"|"data import:-f"|"data list:-f"|"init:-f"|"policy bases:-f"|"policy categories:-f"|"policy notify-list:-f"|"policy purposes:-f"|"policy reconsent-list:-f"|"policy scopes:-f"|"policy version add:-f"|"policy version list:-f"|"request complete:-f"|"request extend:-f"|"request list:-f"|"request open:-f"|"request reject:-f"|"request show:-f"|"request verify:-f"|"status:-f"|"system add:-f"|"system list:-f"|"user add:-f"|"user cancel:-f"|"user import:-f"|"user list:-f"|"user show:-f"|"user update:-f") COMPREPLY=($(compgen -W "auto table json ndjson csv" -- "$cur")); return ;;
+        "export:--format"|"export:-f") COMPREPLY=($(compgen -W "json csv md" -- "$cur")); return ;;
         *:--action) COMPREPLY=($(compgen -W "view use modify share transfer export" -- "$cur")); return ;;
         *:--by) COMPREPLY=($(compgen -W "user-id phone email id-number" -- "$cur")); return ;;
         *:--state) COMPREPLY=($(compgen -W "granted withdrawn" -- "$cur")); return ;;
         *:--signal) COMPREPLY=($(compgen -W "dnt gpc" -- "$cur")); return ;;
         *:--jurisdiction) COMPREPLY=($(compgen -W "ccpa gdpr pipl" -- "$cur")); return ;;
-        *:--kind) COMPREPLY=($(compgen -W "internal processor" -- "$cur")); return ;;
-        *:--status) COMPREPLY=($(compgen -W "active cancelled" -- "$cur")); return ;;
+        "request list:--status") COMPREPLY=($(compgen -W "open verified completed rejected" -- "$cur")); return ;;
+        "user list:--status") COMPREPLY=($(compgen -W "active cancelled" -- "$cur")); return ;;
+        "request list:--kind"|"request open:--kind") COMPREPLY=($(compgen -W "access copy portability correction deletion withdrawal cancellation explanation" -- "$cur")); return ;;
+        "system add:--kind") COMPREPLY=($(compgen -W "internal processor" -- "$cur")); return ;;
     esac
     case "$path" in
-        "") words="access audit completion config consent data init policy quickstart status system user --version -h --help" ;;
+        "") words="access audit completion config consent data export init policy quickstart request status system user --version -h --help" ;;
         "access") words="import list log violations -h --help" ;;
         "access import") words="--input-format --skip-invalid --batch-size --jobs --db --actor --format -f --json -h --help" ;;
         "access list") words="--user --since --until --purpose --limit --db --actor --format -f --json -h --help" ;;
@@ -48,6 +51,7 @@ _pipolicy() {
         "data add") words="--category --field --system --source --collected-at --value --by --db --actor --format -f --json -h --help" ;;
         "data import") words="--input-format --skip-invalid --batch-size --jobs --db --actor --format -f --json -h --help" ;;
         "data list") words="--user --system --category --limit --reveal --db --actor --format -f --json -h --help" ;;
+        "export") words="--format -f --out --request --by --db --actor -h --help" ;;
         "init") words="--jurisdiction --key-file --db --actor --format -f --json -h --help" ;;
         "policy") words="bases categories notify-list purposes reconsent-list scopes version -h --help" ;;
         "policy bases") words="--db --actor --format -f --json -h --help" ;;
@@ -60,6 +64,14 @@ _pipolicy() {
         "policy version add") words="--effective --changes --reduces-rights --summary --db --actor --format -f --json -h --help" ;;
         "policy version list") words="--db --actor --format -f --json -h --help" ;;
         "quickstart") words="--dir -h --help" ;;
+        "request") words="complete extend list open reject show verify -h --help" ;;
+        "request complete") words="--note --db --actor --format -f --json -h --help" ;;
+        "request extend") words="--reason --db --actor --format -f --json -h --help" ;;
+        "request list") words="--status --kind --user --overdue --due-within --limit --db --actor --format -f --json -h --help" ;;
+        "request open") words="--kind --ground --received --via --for-deceased --requester --relation --by --db --actor --format -f --json -h --help" ;;
+        "request reject") words="--reason --db --actor --format -f --json -h --help" ;;
+        "request show") words="--db --actor --format -f --json -h --help" ;;
+        "request verify") words="--method --db --actor --format -f --json -h --help" ;;
         "status") words="--check --db --actor --format -f --json -h --help" ;;
         "system") words="add list -h --help" ;;
         "system add") words="--kind --owner --country --contract --db --actor --format -f --json -h --help" ;;

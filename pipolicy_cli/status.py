@@ -15,7 +15,13 @@ from pipolicy_cli.register import Register, audit
 AttentionCheck = Callable[[Register], list[str]]
 
 
-ATTENTION_CHECKS: list[AttentionCheck] = []
+def _overdue_requests(register: Register) -> list[str]:
+    from pipolicy_cli.requests import overdue_attention
+
+    return overdue_attention(register)
+
+
+ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests]
 
 
 def status(register: Register, source: str, check: bool) -> dict:

@@ -115,13 +115,17 @@ def update(register: Register, row: dict[str, Any], changes: dict[str, Any], cle
 
 
 def cancel(register: Register, row: dict[str, Any], actor: str, at: str | None = None) -> dict[str, Any]:
-    """Account cancellation (policy 1.1.a, 5.3): later use of the data is a violation."""
+    """Account cancellation (policy 1.1.a, 5.3): later use of the data is a violation, and a
+    deletion request with ground `user-left` is opened (policy 5.2 (4), 5.3)."""
+    from pipolicy_cli import requests
+
     if row["status"] == "cancelled":
-        return row
+        return {**row, "request": None}
     when = dates.to_text(dates.parse_time(at, settings.local_zone(register), "--at")) if at else None
     with register.transaction(actor, "user cancel") as tx:
         tx.update("users", row["id"], {"status": "cancelled", "cancelled_at": when or tx.at, "updated_at": tx.at})
-    return get(register, row["id"])
+        request = requests.open_request(register, row, "deletion", actor, ground="user-left", received=when, tx=tx)
+    return {**get(register, row["id"]), "request": request["id"]}
 
 
 def age(row: dict[str, Any], on: date) -> int | None:

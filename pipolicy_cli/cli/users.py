@@ -160,7 +160,7 @@ def cancel(
     fmt: options.FormatOpt = Format.auto,
     as_json: options.Json = False,
 ) -> None:
-    """Cancel the account (policy 5.3): its data must no longer be used."""
+    """Cancel the account (policy 5.3): its data must no longer be used; opens a deletion request."""
     from pipolicy_cli import users
 
     out = options.output(fmt, as_json)
@@ -168,7 +168,8 @@ def cancel(
         row = options.find_user(register, user, by)
         already = row["status"] == "cancelled"
         row = users.cancel(register, row, options.actor(actor), at)
-    out.document({"id": row["id"], "user_id": row["user_id"], "status": row["status"], "cancelled_at": row["cancelled_at"]})
+    out.document({"id": row["id"], "user_id": row["user_id"], "status": row["status"], "cancelled_at": row["cancelled_at"],
+                  "deletion_request": row["request"]})
     if already and not out.machine:
         out.message("The account was already cancelled; nothing changed.")
 

@@ -167,11 +167,43 @@ def m004_inventory_access(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX access_log_source_event ON access_log(source, event_id) WHERE event_id IS NOT NULL")
 
 
+def m005_requests(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            user_key INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('access', 'copy', 'portability', 'correction', 'deletion',
+                                              'withdrawal', 'cancellation', 'explanation')),
+            ground TEXT,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'verified', 'completed', 'rejected')),
+            received_at TEXT NOT NULL,
+            via TEXT,
+            for_deceased INTEGER NOT NULL DEFAULT 0 CHECK (for_deceased IN (0, 1)),
+            requester TEXT,
+            relation TEXT,
+            due_on TEXT NOT NULL,
+            acknowledge_by TEXT,
+            extended_due_on TEXT,
+            extension_reason TEXT,
+            verified_at TEXT,
+            verified_by TEXT,
+            verify_method TEXT,
+            closed_at TEXT,
+            closed_by TEXT,
+            reason TEXT,
+            created_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX requests_user ON requests(user_key)")
+    conn.execute("CREATE INDEX requests_status_due ON requests(status, due_on)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
     ("003_consents", m003_consents),
     ("004_inventory_access", m004_inventory_access),
+    ("005_requests", m005_requests),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]
