@@ -18,6 +18,7 @@ class Step:
     explanation: str
     argv: list[str]
     expect: int = 0
+    table: bool = True  # add --format table (documents such as export have formats of their own)
 
 
 def steps(folder: Path) -> list[Step]:
@@ -141,6 +142,21 @@ def steps(folder: Path) -> list[Step]:
         ),
         Step("", "", ["access", "violations", *db], expect=5),
         Step(
+            "Answer a person's request before it is due",
+            "The due date comes from the profile: under PIPL 15 working days on China's calendar, the day of "
+            "receipt not counted and make-up working days counted. The identity is checked before anything is handed out.",
+            ["request", "open", "U00000004", "--kind", "copy", "--via", "app", *db],
+        ),
+        Step("", "", ["request", "verify", "2", "--method", "SMS code to the registered phone", *db]),
+        Step(
+            "",
+            "The export holds everything about the person, unmasked, and completes the request it answers "
+            "(--format md is written for the person to read; csv is a zip of one CSV per section).",
+            ["export", "U00000004", "--request", "2", "--format", "md", "--out", str(folder / "U00000004-export.md"), *db],
+            table=False,
+        ),
+        Step("", "Cancelling an account opened a deletion request too (policy 5.3):", ["request", "list", *db]),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",
@@ -194,7 +210,7 @@ def quickstart(
             out.text(f"\nStep {number} of {numbered}: {step.title}\n  {step.explanation}")
         elif step.explanation:
             out.text(f"  {step.explanation}")
-        argv = [*step.argv, "--format", "table"]
+        argv = [*step.argv, "--format", "table"] if step.table else step.argv
         out.text(f"$ pipolicy {shlex.join(argv)}")
         _run(argv, step.expect)
     out.text(

@@ -115,6 +115,8 @@ def test_quickstart_walks_through_a_fresh_register(cli, tmp_path, home):
     assert "row 25: phone: not a valid phone number" in result.stderr  # the demo's bad rows are shown
     status = cli.json("status", "--db", folder / "register.db")
     assert status["counts"]["users"] == 24
+    assert (folder / "U00000004-export.md").read_text(encoding="utf-8").startswith("# Your personal information")
+    assert [r["status"] for r in cli.json("request", "list", "--db", folder / "register.db")] == ["open", "completed"]
     assert (folder / "register.db").exists() and (folder / "register.key").exists()
     assert not (home / "register.db").exists()  # the officer's own register is untouched
     assert cli.json("audit", "verify", "--db", folder / "register.db")["ok"] is True
