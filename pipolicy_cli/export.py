@@ -85,8 +85,7 @@ SECTIONS = (("inventory", inventory, INVENTORY_FIELDS), ("consents", consent_his
             ("access", access, ACCESS_FIELDS), ("requests", request_history, REQUEST_FIELDS))
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+_dumps = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every row: an access history can be long
 
 
 def write_json(register: Register, user: dict[str, Any], out: IO[str]) -> None:

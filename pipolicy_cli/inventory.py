@@ -98,7 +98,7 @@ def check_item(raw: dict[str, Any], categories: frozenset[str], zone) -> tuple[t
             out["collected_at"] = dates.to_text(dates.parse_time(out["collected_at"], zone, "collected_at"))
         except InvalidInput:
             problems.append(("collected_at", "not a date or time"))
-    for name, limit in (("value", 2000), ("system", 100), ("source", 120), ("user_id", 64)):
+    for name, limit in (("value", 8000), ("system", 100), ("source", 120), ("user_id", 64)):
         if out.get(name) and len(out[name]) > limit:
             problems.append((name, f"longer than {limit} characters"))
     return tuple(out.get(name) for name in ITEM_FIELDS), problems

@@ -20,7 +20,7 @@ OPEN = ("open", "verified")
 COLUMNS = ("id", "user_id", "kind", "ground", "status", "received_at", "via", "for_deceased", "requester", "relation",
            "due_on", "acknowledge_by", "extended_due_on", "extension_reason", "verified_at", "verified_by",
            "verify_method", "closed_at", "closed_by", "reason", "created_at")
-# Completing these needs the erasure, which is `pipolicy erase` (not in this version yet).
+# Completing these erases the person (`pipolicy_cli.erasure`).
 NEEDS_ERASURE = ("deletion", "cancellation")
 
 
@@ -160,9 +160,15 @@ def extend(register: Register, key: int, reason: str, actor: str) -> dict[str, A
 
 def complete(register: Register, key: int, actor: str, note: str | None = None, *, tx: Transaction | None = None) -> dict[str, Any]:
     current = show(register, key)
-    if current["kind"] in NEEDS_ERASURE:
-        raise InvalidInput(f"request {key}: a {current['kind']} request is completed by erasing the person, "
-                           "which this version of pipolicy does not do yet")
+    if current["kind"] in NEEDS_ERASURE and tx is None:
+        if current["status"] != "verified":
+            raise InvalidInput(f"request {key}: is {current['status']}; complete needs it verified")
+        if current["user_id"] is None:
+            raise InvalidInput(f"request {key}: the person is already erased")
+        from pipolicy_cli import erasure, users
+
+        erasure.erase(register, users.find(register, current["user_id"]), actor, request_id=key, command="request complete")
+        return show(register, key)
     changes = {"status": "completed", "closed_at": _NOW, "closed_by": actor, "reason": _text("--note", note)}
     if tx is not None:
         if current["status"] != "verified":

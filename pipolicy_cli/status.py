@@ -21,7 +21,20 @@ def _overdue_requests(register: Register) -> list[str]:
     return overdue_attention(register)
 
 
-ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests]
+def _scrubs_pending(register: Register) -> list[str]:
+    from pipolicy_cli.erasure import pending
+
+    count = pending(register)
+    return [f"{count} erasures wait for a scrub: a reader blocked the WAL checkpoint; it is retried by every command"] if count else []
+
+
+ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests, _scrubs_pending]
+
+
+def _in_backups(register: Register) -> int:
+    from pipolicy_cli.erasure import backups_holding
+
+    return backups_holding(register)
 
 
 def status(register: Register, source: str, check: bool) -> dict:
@@ -34,7 +47,8 @@ def status(register: Register, source: str, check: bool) -> dict:
         "timezone": settings.timezone_name(register)[0],
         "counts": register.counts(),
         "audit": {"count": head.count, "hash": head.hash, "verified": None},
-        "erasures_pending_in_backups": 0,
+        "erasures_pending_in_backups": _in_backups(register),
+        "scrub_pending": register.conn.execute("SELECT count(*) FROM erasures WHERE scrub_pending = 1").fetchone()[0],
         "attention": [],
     }
     if check:

@@ -11,7 +11,9 @@ import typer
 from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
-from pipolicy_cli.cli import access, audit, completion, config, consent, export, inventory, policy, quickstart, register, requests, users
+from pipolicy_cli.cli import (
+    access, audit, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, users,
+)
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
 
@@ -113,6 +115,7 @@ app.add_typer(inventory.data_app, name="data")
 app.add_typer(access.app, name="access")
 app.add_typer(requests.app, name="request")
 export.attach(app)
+erasure.attach(app)
 app.add_typer(audit.app, name="audit")
 completion.attach(app)
 

@@ -55,7 +55,29 @@ def location(db: Path | None):
 def open_register(db: Path | None):
     from pipolicy_cli.register import Register
 
-    return Register.open(location(db).path)
+    register = Register.open(location(db).path)
+    # An erasure whose WAL checkpoint a reader blocked is finished by whichever command comes next.
+    if register.conn.execute("SELECT 1 FROM erasures WHERE scrub_pending = 1 LIMIT 1").fetchone():
+        from pipolicy_cli import erasure
+
+        erasure.scrub(register)
+    return register
+
+
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking (needed off a terminal).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Destructive commands ask on a terminal; off a terminal (cron, scripts) they need --yes."""
+    from pipolicy_cli.errors import InvalidInput
+
+    if yes:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise InvalidInput("--yes: needed to do this off a terminal (or try --dry-run first)")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)
 
 
 class By(str, Enum):

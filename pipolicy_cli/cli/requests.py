@@ -143,5 +143,32 @@ _step("verify", "Record that the requester's identity was checked: by whom (--ac
       "How the identity was checked, e.g. ID card at the counter, SMS code to the registered phone.")
 _step("extend", "Extend the deadline once, where the profile allows it, with the reason.", "--reason",
       "Why more time is needed (told to the person).")
-_step("complete", "Mark a verified request done.", "--note", "What was done.")
 _step("reject", "Refuse a request; the reason is required (PIPL Art. 50).", "--reason", "The reasons for the refusal.")
+
+
+@app.command("complete")
+def complete(
+    request_id: RequestId,
+    note: Annotated[Optional[str], typer.Option("--note", help="What was done.", show_default=False)] = None,
+    dry_run: options.DryRun = False,
+    yes: options.Yes = False,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="auto: a table on a terminal, JSON when piped.")] = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Mark a verified request done; a deletion or cancellation request erases the person (asks first)."""
+    from pipolicy_cli import erasure, requests, users
+
+    out = options.output(fmt, as_json)
+    with options.open_register(db) as register:
+        current = requests.show(register, request_id)
+        if current["kind"] in requests.NEEDS_ERASURE and current["user_id"]:
+            if dry_run:
+                out.rows(erasure.plan(register, users.find(register, current["user_id"])), ["table", "rows", "effect", "why"])
+                return
+            options.confirm(f"Completing request {request_id} erases {current['user_id']} for good. Go on?", yes)
+        elif dry_run:
+            out.document(current)
+            return
+        out.document(requests.complete(register, request_id, options.actor(actor), note))

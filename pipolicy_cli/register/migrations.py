@@ -198,12 +198,42 @@ def m005_requests(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX requests_status_due ON requests(status, due_on)")
 
 
+def m006_erasure_backups(conn: sqlite3.Connection) -> None:
+    # A tombstone keeps only HMACs of the erased person's identifiers, under the
+    # key kept outside the register, so a restored backup can be cleaned again.
+    conn.execute(
+        """CREATE TABLE erasures (
+            id INTEGER PRIMARY KEY,
+            erased_at TEXT NOT NULL,
+            request_id INTEGER,
+            identifiers TEXT NOT NULL,
+            scrub_pending INTEGER NOT NULL DEFAULT 1 CHECK (scrub_pending IN (0, 1)),
+            scrubbed_at TEXT
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX erasures_scrub_pending ON erasures(scrub_pending) WHERE scrub_pending = 1")
+    # Records a legal floor keeps after the person is erased: de-identified and restricted to storage.
+    conn.execute("ALTER TABLE access_log ADD COLUMN restricted_at TEXT")
+    conn.execute("ALTER TABLE requests ADD COLUMN restricted_at TEXT")
+    conn.execute(
+        """CREATE TABLE backups (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            deleted_at TEXT
+        ) STRICT"""
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
     ("003_consents", m003_consents),
     ("004_inventory_access", m004_inventory_access),
     ("005_requests", m005_requests),
+    ("006_erasure_backups", m006_erasure_backups),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

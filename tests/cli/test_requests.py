@@ -121,10 +121,12 @@ def test_cancelling_an_account_opens_a_deletion_request(cli, reg):
     cancelled = cli.json("user", "cancel", "u1", "--db", reg)
     request = cli.json("request", "show", str(cancelled["deletion_request"]), "--db", reg)
     assert (request["kind"], request["ground"], request["user_id"]) == ("deletion", "user-left", "u1")
+    assert cli.json("user", "cancel", "u1", "--db", reg)["deletion_request"] is None  # once
     cli.json("request", "verify", str(request["id"]), "--method", "logged-in session", "--db", reg)
     refused = cli("request", "complete", str(request["id"]), "--db", reg)
-    assert refused.exit_code == 4 and "erasing" in refused.stderr
-    assert cli.json("user", "cancel", "u1", "--db", reg)["deletion_request"] is None
+    assert refused.exit_code == 4 and "--yes" in refused.stderr
+    assert cli.json("request", "complete", str(request["id"]), "--yes", "--db", reg)["status"] == "completed"
+    assert cli("user", "show", "u1", "--db", reg).exit_code == 3
 
 
 def test_lists_and_filters(cli, reg):

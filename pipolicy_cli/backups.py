@@ -1,0 +1,128 @@
+"""Backups through SQLite's backup API, with expiry, and restores that do not bring the erased back.
+
+Erased people stay in backups made before their erasure until those expire
+(policy 5.2: removed "when the backup updates"); `status` counts them as
+`erasures_pending_in_backups`. `restore` copies a backup over the register and
+replays every tombstone, those in the journal beside the key file included.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pipolicy_cli import dates, erasure, paths
+from pipolicy_cli.errors import InvalidInput, NotFound, StorageError
+from pipolicy_cli.register import Register, migrations
+
+DEFAULT_KEEP = "30d"
+
+
+def folder(register: Register) -> Path:
+    stored = register.setting("backup-dir")
+    return Path(stored) if stored else paths.data_dir() / "backups" / register.path.stem
+
+
+def create(register: Register, actor: str, keep: str = DEFAULT_KEEP) -> dict[str, Any]:
+    lasting = dates.parse_duration(keep, "--expires-in")
+    now = dates.now()
+    target_dir = folder(register)
+    target_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = target_dir / f"{register.path.stem}-{now:%Y%m%dT%H%M%S%fZ}.db"
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    # Record it first, in the register being copied, so the copy knows itself too.
+    with register.transaction(actor, "backup create") as tx:
+        key = tx.insert("backups", {"path": str(target), "created_at": dates.to_text(now),
+                                    "expires_at": dates.to_text(now + lasting), "size": 0})
+    destination = sqlite3.connect(str(target))
+    try:
+        register.conn.backup(destination)
+    except sqlite3.Error as exc:
+        target.unlink(missing_ok=True)
+        raise StorageError(f"backup failed: {exc}") from None
+    finally:
+        destination.close()
+    size = target.stat().st_size
+    with register.transaction(actor, "backup create") as tx:
+        tx.update("backups", key, {"size": size})
+    return show(register, key)
+
+
+def rows(register: Register) -> list[dict[str, Any]]:
+    now = dates.now_text()
+    cursor = register.conn.execute(
+        """SELECT b.id, b.path, b.created_at, b.expires_at, b.size, b.deleted_at,
+                  (SELECT count(*) FROM erasures e WHERE e.erased_at > b.created_at) AS erased_since
+           FROM backups b ORDER BY b.id"""
+    )
+    found = []
+    for key, path, created, expires, size, deleted, erased_since in cursor:
+        found.append({"id": key, "path": path, "created_at": created, "expires_at": expires, "size": size,
+                      "expired": expires < now, "deleted_at": deleted, "exists": Path(path).exists(),
+                      "erased_people_inside": erased_since if deleted is None else 0})
+    return found
+
+
+def show(register: Register, key: int) -> dict[str, Any]:
+    for row in rows(register):
+        if row["id"] == key:
+            return row
+    raise NotFound(f"backup: no backup {key}")
+
+
+def expire(register: Register, actor: str, *, dry_run: bool) -> list[dict[str, Any]]:
+    """Delete the files of backups past their expiry (S20)."""
+    due = [row for row in rows(register) if row["expired"] and row["deleted_at"] is None]
+    if dry_run:
+        return due
+    for row in due:
+        Path(row["path"]).unlink(missing_ok=True)
+        with register.transaction(actor, "backup expire") as tx:
+            tx.update("backups", row["id"], {"deleted_at": tx.at})
+    return due
+
+
+def _check_backup(path: Path) -> None:
+    if not path.is_file():
+        raise NotFound(f"backup: no such file {path}")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            done = migrations.applied(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        raise InvalidInput(f"backup: {path} is not a SQLite database") from None
+    if not done:
+        raise InvalidInput(f"backup: {path} is not a pipolicy register")
+    if migrations.unknown(done):
+        raise InvalidInput(f"backup: {path} was written by a newer pipolicy")
+
+
+def restore(register: Register, source: Path, actor: str, *, dry_run: bool) -> dict[str, Any]:
+    """Copy a backup over the register, migrate it, and erase again everyone a tombstone names."""
+    source = source.expanduser().absolute()
+    _check_backup(source)
+    if source == register.path:
+        raise InvalidInput("backup: that is the register itself")
+    if dry_run:
+        return {"restored_from": str(source), "dry_run": True}
+    journal_kept = erasure.tombstones(register)  # the register's own, before they are overwritten
+    origin = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        origin.backup(register.conn)
+    finally:
+        origin.close()
+    restored, applied = Register.create_or_migrate(register.path, actor)
+    try:
+        with restored.transaction(actor, "backup restore") as tx:
+            tx.record("restore", "register", detail={"migrations": len(applied)})
+        erased = erasure.replay(restored, actor, extra=journal_kept)
+        erasure.scrub(restored)
+    finally:
+        restored.close()
+    return {"restored_from": str(source), "migrations_applied": applied, "erased_again": len(erased)}
+
