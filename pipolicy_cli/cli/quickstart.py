@@ -157,6 +157,25 @@ def steps(folder: Path) -> list[Step]:
         ),
         Step("", "Cancelling an account opened a deletion request too (policy 5.3):", ["request", "list", *db]),
         Step(
+            "Erase a person so nothing of them is left",
+            "First a backup, then the dry run: what goes, and what a legal floor keeps de-identified and why.",
+            ["config", "set", "backup-dir", str(folder / "backups"), *db],
+        ),
+        Step("", "", ["backup", "create", *db]),
+        Step("", "", ["erase", "U00000005", "--dry-run", *db]),
+        Step(
+            "",
+            "The real run is one transaction, then the WAL is checkpointed so the old pages leave the files. A "
+            "tombstone keeps only HMACs of the identifiers, under the key outside the register.",
+            ["erase", "U00000005", "--yes", *db],
+        ),
+        Step(
+            "",
+            "The backup made before still holds the person until it expires (policy 5.2); restoring it erases them "
+            "again from the tombstones.",
+            ["backup", "list", *db],
+        ),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",

@@ -114,7 +114,8 @@ def test_quickstart_walks_through_a_fresh_register(cli, tmp_path, home):
     assert "Step 1 of" in result.stdout and "audit verify" in result.stdout
     assert "row 25: phone: not a valid phone number" in result.stderr  # the demo's bad rows are shown
     status = cli.json("status", "--db", folder / "register.db")
-    assert status["counts"]["users"] == 24
+    assert status["counts"]["users"] == 23  # 24 imported, one erased
+    assert status["erasures_pending_in_backups"] == 1 and status["scrub_pending"] == 0
     assert (folder / "U00000004-export.md").read_text(encoding="utf-8").startswith("# Your personal information")
     assert [r["status"] for r in cli.json("request", "list", "--db", folder / "register.db")] == ["open", "completed"]
     assert (folder / "register.db").exists() and (folder / "register.key").exists()
