@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 from _common import at_most, environment, interleaved, measure, report, spread
 from bench_startup import launcher
@@ -103,8 +104,27 @@ def time_pool(rng: random.Random, size: int, start: int, seconds: int) -> list[s
     return [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + rng.randrange(seconds))) for _ in range(size)]
 
 
-def build(db: Path, n_users: int, n_events: int, target: int, user_events: int, seed: int = 11) -> dict[str, int]:
-    """Fill the register by raw SQL. Bypasses the audit chain on purpose (see the module docstring)."""
+def target_profile(key: int, first: bool) -> tuple:
+    """(key, user_id, phone, email, contact) of a target; the first (export's only) one is the fixed 张伟 profile.
+    phone and email are UNIQUE, so every further target gets its own."""
+    if first:
+        return key, user_id(key), "+8613912345678", "zhang.wei@example.org", "WeChat zhangwei90"
+    return key, user_id(key), f"+86137{key:08d}", f"zhang.wei.{key}@example.org", f"WeChat zhangwei{key}"
+
+
+def build(db: Path, n_users: int, n_events: int, target: int | Sequence[int], user_events: int,
+          seed: int = 11) -> dict[str, int]:
+    """Fill the register by raw SQL. Bypasses the audit chain on purpose (see the module docstring).
+
+    `target`: one user key, or several distinct keys (bench_erase.py): each gets the full profile and exactly
+    `user_events` events. With one key the rows (and the random draws) are those of a single-target build;
+    "target events" counts the events of all targets."""
+    targets = [target] if isinstance(target, int) else list(target)
+    if len(set(targets)) != len(targets) or not all(1 <= t <= n_users for t in targets) or len(targets) >= n_users:
+        raise ValueError(f"targets must be distinct user keys in 1..{n_users}, fewer than the users: {targets}")
+    chosen = set(targets)
+    skip = sorted(targets)
+    marks = ", ".join("?" * len(targets))
     rng = random.Random(seed)
     conn = sqlite3.connect(str(db), isolation_level=None)
     try:
@@ -118,13 +138,13 @@ def build(db: Path, n_users: int, n_events: int, target: int, user_events: int, 
             keys = range(first, min(first + BLOCK, n_users + 1))
             conn.executemany(
                 "INSERT INTO users (id, user_id, name, phone, status, created_at) VALUES (?, ?, ?, ?, 'active', ?)",
-                ((k, user_id(k), f"User {k}", f"+86138{k:08d}", created[k % len(created)]) for k in keys if k != target),
+                ((k, user_id(k), f"User {k}", f"+86138{k:08d}", created[k % len(created)]) for k in keys if k not in chosen),
             )
-        conn.execute(
+        conn.executemany(
             "INSERT INTO users (id, user_id, name, gender, birth_date, address, phone, email, contact, status, created_at, "
-            "updated_at) VALUES (?, ?, '张伟', 'male', '1990-05-17', '北京市朝阳区建国路 88 号', '+8613912345678', "
-            "'zhang.wei@example.org', 'WeChat zhangwei90', 'active', '2025-03-01T10:00:00Z', '2025-04-12T08:30:00Z')",
-            (target, user_id(target)),
+            "updated_at) VALUES (?, ?, '张伟', 'male', '1990-05-17', '北京市朝阳区建国路 88 号', ?, ?, ?, "
+            "'active', '2025-03-01T10:00:00Z', '2025-04-12T08:30:00Z')",
+            [target_profile(t, i == 0) for i, t in enumerate(targets)],
         )
         conn.executemany(
             "INSERT INTO systems (id, name, kind, owner, country, contract, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -133,31 +153,36 @@ def build(db: Path, n_users: int, n_events: int, target: int, user_events: int, 
         # Everyone else: one data item and one consent, so the tables and their indexes have a register's size.
         conn.execute(
             "INSERT INTO data_items (user_key, system_key, category, field, source, collected_at, recorded_at) "
-            "SELECT id, 1, 'registration', 'phone', 'signup form', created_at, ? FROM users WHERE id != ? ORDER BY id",
-            (RECORDED, target),
+            f"SELECT id, 1, 'registration', 'phone', 'signup form', created_at, ? FROM users WHERE id NOT IN ({marks}) ORDER BY id",
+            (RECORDED, *targets),
         )
         conn.execute(
             "INSERT INTO consents (user_key, code, action, at, method, recorded_at) "
-            "SELECT id, 'service', 'grant', created_at, 'signup form', ? FROM users WHERE id != ? ORDER BY id",
-            (RECORDED, target),
+            f"SELECT id, 'service', 'grant', created_at, 'signup form', ? FROM users WHERE id NOT IN ({marks}) ORDER BY id",
+            (RECORDED, *targets),
         )
         conn.executemany(
             "INSERT INTO data_items (user_key, system_key, category, field, source, collected_at, value, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(target, *item, RECORDED) for item in INVENTORY],
+            [(t, *item, RECORDED) for t in targets for item in INVENTORY],
         )
         conn.executemany(
             "INSERT INTO consents (user_key, code, action, at, method, policy_version, recorded_at) VALUES (?, ?, ?, ?, ?, '1.0', ?)",
-            [(target, *consent, RECORDED) for consent in CONSENT_HISTORY],
+            [(t, *consent, RECORDED) for t in targets for consent in CONSENT_HISTORY],
         )
         conn.executemany(
             "INSERT INTO requests (user_key, kind, status, received_at, via, requester, due_on, verified_at, verified_by, "
             "verify_method, closed_at, closed_by, reason, created_at) VALUES (?, ?, ?, ?, 'email', 'self', ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (target, "access", "completed", "2025-10-01T09:00:00Z", "2025-10-16", "2025-10-01T10:00:00Z", "cs-agent-01",
-                 "phone callback", "2025-10-03T15:00:00Z", "cs-agent-01", "answered with a json export", "2025-10-01T09:00:00Z"),
-                (target, "correction", "open", "2026-03-01T09:00:00Z", "2026-03-16", None, None, None, None, None, None,
-                 "2026-03-01T09:00:00Z"),
+                row
+                for t in targets
+                for row in (
+                    (t, "access", "completed", "2025-10-01T09:00:00Z", "2025-10-16", "2025-10-01T10:00:00Z", "cs-agent-01",
+                     "phone callback", "2025-10-03T15:00:00Z", "cs-agent-01", "answered with a json export",
+                     "2025-10-01T09:00:00Z"),
+                    (t, "correction", "open", "2026-03-01T09:00:00Z", "2026-03-16", None, None, None, None, None, None,
+                     "2026-03-01T09:00:00Z"),
+                )
             ],
         )
         conn.execute("COMMIT")
@@ -166,17 +191,21 @@ def build(db: Path, n_users: int, n_events: int, target: int, user_events: int, 
 
         start = time.perf_counter()
         at = time_pool(rng, 200_000, 1767225600, 365 * 86400)  # 2026
-        mine = set(rng.sample(range(n_events), user_events))  # the target's events, scattered through the log
-        others = n_users - 1
+        # The targets' events, scattered through the log: position -> target, user_events each.
+        picked = rng.sample(range(n_events), user_events * len(targets))
+        mine = {position: targets[i // user_events] for i, position in enumerate(picked)} if user_events else {}
+        others = n_users - len(targets)
         choices, random_ = rng.choices, rng.random
         conn.execute("BEGIN IMMEDIATE")
         for first in range(0, n_events, BLOCK):
             size = min(BLOCK, n_events - first)
             keys = [int(random_() * others) + 1 for _ in range(size)]
-            keys = [k + 1 if k >= target else k for k in keys]  # anyone but the target
+            for t in skip:  # anyone but a target: ascending, so k lands on the k-th non-target key
+                keys = [k + 1 if k >= t else k for k in keys]
             for i in range(first, first + size):
-                if i in mine:
-                    keys[i - first] = target
+                owner = mine.get(i)
+                if owner is not None:
+                    keys[i - first] = owner
             rows = zip(
                 choices(at, k=size), choices(ACTORS, k=size), keys, choices(CATEGORY_SETS, k=size),
                 choices(PURPOSES, (40, 30, 20, 10), k=size), choices(("view", "use"), k=size),
@@ -195,7 +224,8 @@ def build(db: Path, n_users: int, n_events: int, target: int, user_events: int, 
         print(f"  inserted {n_events:,} access events in {time.perf_counter() - start:.1f} s (untimed)")
         counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                   for table in ("users", "data_items", "consents", "access_log", "requests")}
-        counts["target events"] = conn.execute("SELECT count(*) FROM access_log WHERE user_key = ?", (target,)).fetchone()[0]
+        counts["target events"] = conn.execute(
+            f"SELECT count(*) FROM access_log WHERE user_key IN ({marks})", targets).fetchone()[0]
         return counts
     finally:
         conn.close()
