@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from pipolicy_cli import dates, policy, settings, users, validate
+from pipolicy_cli import dates, fields, policy, settings, users
 from pipolicy_cli.errors import InvalidInput
 from pipolicy_cli.register import Register
 
@@ -46,8 +46,8 @@ def _text(details: dict[str, str | None]) -> dict[str, str | None]:
             out[key] = None
             continue
         try:
-            out[key] = validate.text(key, value) or None
-        except validate.FieldError as exc:
+            out[key] = fields.text(key, value) or None
+        except fields.FieldError as exc:
             raise InvalidInput(str(exc)) from None
     return out
 

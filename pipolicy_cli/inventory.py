@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipolicy_cli import dates, masking, settings, validate
+from pipolicy_cli import dates, fields, masking, settings
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
@@ -27,8 +27,8 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 def _text(name: str, value: str | None, required: bool = False) -> str | None:
     try:
-        value = validate.text(name, value) if value is not None else None
-    except validate.FieldError as exc:
+        value = fields.text(name, value) if value is not None else None
+    except fields.FieldError as exc:
         raise InvalidInput(str(exc)) from None
     if required and not value:
         raise InvalidInput(f"{name}: required")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from pipolicy_cli import catalog, dates, masking, settings, validate
+from pipolicy_cli import catalog, dates, fields, masking, settings
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 
@@ -67,9 +67,9 @@ def versions(register: Register) -> list[dict[str, Any]]:
 def add_version(register: Register, version: str, effective: str, changes: list[str], reduces_rights: bool,
                 summary: str | None, actor: str) -> dict[str, Any]:
     try:
-        version = validate.text("version", version)
-        summary = validate.text("summary", summary) if summary else None
-    except validate.FieldError as exc:
+        version = fields.text("version", version)
+        summary = fields.text("summary", summary) if summary else None
+    except fields.FieldError as exc:
         raise InvalidInput(str(exc)) from None
     if not version:
         raise InvalidInput("version: required")

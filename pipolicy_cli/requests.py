@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Iterator
 
-from pipolicy_cli import dates, deadlines, settings, validate
+from pipolicy_cli import dates, deadlines, fields, settings
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register, Transaction
 
@@ -38,8 +38,8 @@ def _text(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return validate.text(name, value) or None
-    except validate.FieldError as exc:
+        return fields.text(name, value) or None
+    except fields.FieldError as exc:
         raise InvalidInput(str(exc)) from None
 
 

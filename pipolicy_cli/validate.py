@@ -7,7 +7,6 @@ error messages and logs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,28 +16,12 @@ from email_validator import EmailNotValidError, validate_email
 from stdnum.cn import ric
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
 
+from pipolicy_cli.fields import FieldError, text  # noqa: F401  (validators raise and use these)
+
 USER_FIELDS = ("user_id", "name", "gender", "birth_date", "address", "phone", "email", "id_number", "contact")
 IMPORT_FIELDS = (*USER_FIELDS, "status", "created_at", "cancelled_at")
 STATUSES = ("active", "cancelled")
 GENDERS = {"male": "male", "female": "female", "m": "male", "f": "female", "男": "male", "女": "female"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_LENGTH = {"user_id": 64, "name": 100, "address": 300, "contact": 200, "email": 254}
-
-
-class FieldError(ValueError):
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-def text(field: str, value: str) -> str:
-    value = value.strip()
-    if len(value) > MAX_LENGTH.get(field, 200):
-        raise FieldError(field, f"longer than {MAX_LENGTH.get(field, 200)} characters")
-    if _CONTROL.search(value):
-        raise FieldError(field, "contains control characters")
-    return value
 
 
 def user_id(value: str) -> str:

@@ -50,3 +50,11 @@ def test_help_piped_has_no_ansi_codes():
 def test_python_dash_m():
     result = subprocess.run([sys.executable, "-m", "pipolicy_cli", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("pipolicy ")
+
+
+def test_status_imports_no_validation_library(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPOLICY_HOME", str(tmp_path / "home"))
+    db = tmp_path / "r.db"
+    subprocess.run([sys.executable, "-m", "pipolicy_cli", "init", "--db", str(db)], check=True, capture_output=True)
+    modules = loaded_modules("status", "--db", str(db), "--format", "json")
+    assert not [name for name in ("phonenumbers", "email_validator", "stdnum", "holidays", "sqlite_utils") if name in modules]

@@ -1,7 +1,5 @@
 """`access log|import|list|violations`: who used whose data, why, on what basis."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """The root Typer app: wiring and the one mapping from exceptions to exit codes."""
 
-from __future__ import annotations
-
 import os
 import signal
 import sys

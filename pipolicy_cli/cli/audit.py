@@ -1,7 +1,5 @@
 """`audit list|verify|head`: the tamper-evident trail."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

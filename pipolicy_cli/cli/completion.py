@@ -1,7 +1,5 @@
 """`completion bash|zsh|fish`: print a static completion script (generated in completion_scripts)."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated
 

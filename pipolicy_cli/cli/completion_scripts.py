@@ -5,8 +5,6 @@ they no longer match the CLI. They complete subcommands, options, fixed
 choices and file paths without running pipolicy on every key press.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import PurePath

@@ -1,7 +1,5 @@
 """`config show|set`: the organisation's contacts, zone, paths and profile."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`consent grant|withdraw|list|history|check|minors`: proof of every permission."""
 
-from __future__ import annotations
-
 import sys
 from enum import Enum
 from typing import Annotated, Optional
@@ -32,7 +30,7 @@ COLUMNS = ["id", "user_id", "code", "action", "at", "method", "evidence", "signa
            "guardian_relation", "written_consent", "policy_version", "recorded_at"]
 
 
-def _record(action: str, user: str, by: By, code: str, actor, db, fmt, as_json, **details) -> None:
+def _record(action: str, user: str, by: options.By, code: str, actor, db, fmt, as_json, **details) -> None:
     from pipolicy_cli import consents
 
     out = options.output(fmt, as_json)

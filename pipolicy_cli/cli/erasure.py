@@ -1,7 +1,5 @@
 """`erase USER` and `backup create|list|expire|restore|replay`."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

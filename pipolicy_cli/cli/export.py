@@ -1,7 +1,5 @@
 """`export USER`: everything held about one person, unmasked, as JSON, a zip of CSVs, or Markdown."""
 
-from __future__ import annotations
-
 import os
 from enum import Enum
 from pathlib import Path

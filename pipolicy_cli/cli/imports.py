@@ -1,7 +1,5 @@
 """How every import reports: the problems on stderr, the counts on stdout."""
 
-from __future__ import annotations
-
 from pipolicy_cli.cli.output import Output
 from pipolicy_cli.errors import InvalidInput
 

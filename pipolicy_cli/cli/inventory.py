@@ -1,7 +1,5 @@
 """`system add|list` and `data add|list|import`: what is held about whom, and where."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated, Optional
 

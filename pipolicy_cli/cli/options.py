@@ -1,7 +1,5 @@
 """Options every command shares, and turning them into what the core needs."""
 
-from __future__ import annotations
-
 import getpass
 import os
 import sys

@@ -6,8 +6,6 @@ Rich is imported only when it draws something, and never interprets markup in
 the data: names and notice text may contain `[` and `]`.
 """
 
-from __future__ import annotations
-
 import csv
 import json
 import os

@@ -1,7 +1,5 @@
 """`policy purposes|categories|scopes|bases`, `policy version add|list`, `policy notify-list|reconsent-list`."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

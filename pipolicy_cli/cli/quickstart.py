@@ -1,7 +1,5 @@
 """`quickstart`: a demo register, walked through the main job step by step."""
 
-from __future__ import annotations
-
 import shlex
 from dataclasses import dataclass
 from pathlib import Path

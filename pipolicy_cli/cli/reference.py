@@ -4,8 +4,6 @@
 the README between the reference markers; a test fails when it is stale.
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 

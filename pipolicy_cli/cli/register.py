@@ -1,7 +1,5 @@
 """`init` and `status`: creating the register and asking how it is."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

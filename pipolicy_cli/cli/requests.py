@@ -1,7 +1,5 @@
 """`request open|list|show|verify|extend|complete|reject`: rights requests with real deadlines."""
 
-# No `from __future__ import annotations`: _step builds annotations from its own arguments.
-
 from enum import Enum
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """`user add|show|list|update|cancel|import`: the people whose data is held."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated, Optional
 

@@ -1,0 +1,27 @@
+"""Free-text fields: the checks every command shares, with nothing heavy to import.
+
+Reasons describe the fault, never the value, so they are safe in messages.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_LENGTH = {"user_id": 64, "name": 100, "address": 300, "contact": 200, "email": 254}
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def text(field: str, value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_LENGTH.get(field, 200):
+        raise FieldError(field, f"longer than {MAX_LENGTH.get(field, 200)} characters")
+    if _CONTROL.search(value):
+        raise FieldError(field, "contains control characters")
+    return value
