@@ -17,7 +17,7 @@ from pipolicy_cli.consents import Codes
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
-from pipolicy_cli.staging import ImportResult, Staging, checked_records, jobs_for, record_of
+from pipolicy_cli.staging import ImportResult, Staging, checked_records, jobs_for
 
 ACTIONS = ("view", "use", "modify", "share", "transfer", "export")
 EVENT_FIELDS = ("at", "actor", "user_id", "categories", "purpose", "action", "basis", "source", "event_id")
@@ -131,25 +131,13 @@ def log(register: Register, raw: dict[str, Any], actor: str) -> dict[str, Any]:
     return {"id": key, **event}
 
 
-def check_event_rows(chunk: list) -> list:
-    checked = []
-    for number, record, words in chunk:
-        record, problem = record_of(number, record)
-        if problem:
-            checked.append(problem)
-            continue
-        values, problems = check_event(record, words)
-        checked.append((number, None if problems else values, problems))
-    return checked
-
-
 def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_invalid: bool = False,
                   batch_size: int = 50_000, max_problems: int = 1000, jobs: int | None = None) -> ImportResult:
     """A night's log: validated in full, then written in atomic batches; known (source, event_id) skipped."""
     result = ImportResult()
     conn = register.conn
     with cache_size(conn, ACCESS_CACHE_KIB), Staging(EVENT_FIELDS) as staging:
-        staging.load(checked_records(path, fmt, check_event_rows, Vocabulary(register), jobs_for(path, jobs)), result)
+        staging.load(checked_records(path, fmt, check_event, Vocabulary(register), jobs_for(path, jobs)), result)
         staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
         with staging.attached(conn):
             conn.execute("BEGIN")

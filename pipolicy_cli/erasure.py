@@ -49,7 +49,9 @@ def fingerprints(key: bytes, user: dict[str, Any]) -> dict[str, str]:
 
 def plan(register: Register, user: dict[str, Any]) -> list[dict[str, Any]]:
     """What an erasure removes and what it keeps de-identified, per table, with the reason."""
-    count = lambda sql: register.conn.execute(sql, (user["id"],)).fetchone()[0]  # noqa: E731
+    def count(sql: str) -> int:
+        return register.conn.execute(sql, (user["id"],)).fetchone()[0]
+
     return [
         {"table": "users", "rows": 1, "effect": "deleted", "why": "the person's record"},
         {"table": "data_items", "rows": count("SELECT count(*) FROM data_items WHERE user_key = ?"), "effect": "deleted",
@@ -119,12 +121,6 @@ def scrub(register: Register) -> bool:
 
 def pending(register: Register) -> int:
     return register.conn.execute("SELECT count(*) FROM erasures WHERE scrub_pending = 1").fetchone()[0]
-
-
-def retry_pending(register: Register) -> None:
-    """Called as commands open the register: finish a scrub an earlier reader blocked."""
-    if pending(register):
-        scrub(register)
 
 
 def backups_holding(register: Register, erasure_id: int | None = None) -> int:

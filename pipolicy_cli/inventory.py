@@ -17,7 +17,7 @@ from pipolicy_cli import dates, fields, masking, settings
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
-from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, record_of
+from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for
 
 KINDS = ("internal", "processor")
 ITEM_FIELDS = ("user_id", "category", "field", "system", "source", "collected_at", "value")
@@ -153,16 +153,9 @@ def items(register: Register, *, user_key: int | None = None, system: str | None
                "source": source, "collected_at": collected_at, "value": value}
 
 
-def check_item_rows(chunk: list) -> list:
-    checked = []
-    for number, record, (categories, zone) in chunk:
-        record, problem = record_of(number, record)
-        if problem:
-            checked.append(problem)
-            continue
-        values, problems = check_item(record, categories, zone)
-        checked.append((number, None if problems else values, problems))
-    return checked
+def _check_imported_item(record: dict[str, Any], context: tuple) -> tuple[tuple, list[tuple[str, str]]]:
+    categories, zone = context
+    return check_item(record, categories, zone)
 
 
 def import_items(register: Register, path: Path, fmt: str, actor: str, *, skip_invalid: bool = False,
@@ -172,7 +165,7 @@ def import_items(register: Register, path: Path, fmt: str, actor: str, *, skip_i
     conn = register.conn
     context = (_codes(register), settings.local_zone(register))
     with cache_size(conn, IMPORT_CACHE_KIB), Staging(ITEM_FIELDS) as staging:
-        staging.load(checked_records(path, fmt, check_item_rows, context, jobs_for(path, jobs)), result)
+        staging.load(checked_records(path, fmt, _check_imported_item, context, jobs_for(path, jobs)), result)
         staging.conn.execute("CREATE INDEX staged_item ON staged(user_id, system, category, field)")
         staging.conn.execute(
             """INSERT INTO problems SELECT row_no, 'row', 'repeats row ' || first FROM (

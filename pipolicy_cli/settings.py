@@ -139,6 +139,13 @@ def guardian_age(register: Register) -> tuple[int, str]:
     return int(minors["policy_guardian_age"]), minors["policy_source"]
 
 
+def time_option(register: Register, value: str | None, option: str) -> str | None:
+    """A time given on the command line, read in the register's zone, as stored (UTC with Z)."""
+    if not value:
+        return None
+    return dates.to_text(dates.parse_time(value, local_zone(register), option))
+
+
 def show(register: Register | None, location: paths.RegisterLocation) -> list[dict[str, str]]:
     stored = register.settings() if register is not None else {}
     rows = []

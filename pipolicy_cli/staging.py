@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -58,25 +59,30 @@ def jobs_for(path: Path, jobs: int | None) -> int:
 
 
 def checked_records(path: Path, fmt: str, check, context, jobs: int) -> Iterator[Checked]:
-    """Run `check(chunk)` over (number, record, context) items of `path`, in order.
+    """`check(record, context) -> (values, problems)` over every record of `path`, in order.
 
-    NDJSON lines travel unparsed (bytes pickle for next to nothing), so the
-    workers do the parsing too; `check` calls `record_of` on each item.
+    `check` must be a module-level function: chunks of records go to worker
+    processes. NDJSON lines travel unparsed (bytes pickle for next to nothing),
+    so the workers do the parsing too.
     """
     if fmt == "ndjson":
         items = ((number, raw, context) for number, raw in readers.ndjson_lines(path))
     else:
         items = ((number, record, context) for number, record in readers.records(path, fmt))
-    return parallel.map_chunks(check, items, jobs=jobs)
+    return parallel.map_chunks(partial(_check_chunk, check), items, jobs=jobs)
 
 
-def record_of(number: int, record) -> tuple[dict | None, Checked | None]:
-    """The record as a dict, or the problem that stands for it."""
-    if isinstance(record, bytes):
-        record = readers.parse_line(record)
-    if isinstance(record, readers.RowProblem):
-        return None, (number, None, [(record.field, record.reason)])
-    return record, None
+def _check_chunk(check, chunk: list) -> list[Checked]:
+    checked = []
+    for number, record, context in chunk:
+        if isinstance(record, bytes):
+            record = readers.parse_line(record)
+        if isinstance(record, readers.RowProblem):
+            checked.append((number, None, [(record.field, record.reason)]))
+            continue
+        values, problems = check(record, context)
+        checked.append((number, None if problems else values, problems))
+    return checked
 
 
 class Staging:

@@ -31,6 +31,12 @@ def _scrubs_pending(register: Register) -> list[str]:
 ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests, _scrubs_pending]
 
 
+def _scrubs(register: Register) -> int:
+    from pipolicy_cli.erasure import pending
+
+    return pending(register)
+
+
 def _in_backups(register: Register) -> int:
     from pipolicy_cli.erasure import backups_holding
 
@@ -48,7 +54,7 @@ def status(register: Register, source: str, check: bool) -> dict:
         "counts": register.counts(),
         "audit": {"count": head.count, "hash": head.hash, "verified": None},
         "erasures_pending_in_backups": _in_backups(register),
-        "scrub_pending": register.conn.execute("SELECT count(*) FROM erasures WHERE scrub_pending = 1").fetchone()[0],
+        "scrub_pending": _scrubs(register),
         "attention": [],
     }
     if check:

@@ -16,7 +16,7 @@ from pathlib import Path
 from pipolicy_cli import settings, validate
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
-from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for, record_of
+from pipolicy_cli.staging import IMPORT_CACHE_KIB, ImportResult, Staging, checked_records, jobs_for
 from pipolicy_cli.users import UNIQUE, today
 
 COLUMNS = ("user_id", "name", "gender", "birth_date", "address", "phone", "email", "id_number", "contact",
@@ -41,7 +41,7 @@ def import_users(
     conn = register.conn
     context = (today(register), settings.local_zone(register))
     with cache_size(conn, IMPORT_CACHE_KIB), Staging(COLUMNS) as staging:
-        staging.load(checked_records(path, fmt, check_rows, context, jobs_for(path, jobs)), result)
+        staging.load(checked_records(path, fmt, check_user, context, jobs_for(path, jobs)), result)
         staging.flag_repeats(*UNIQUE)
         with staging.attached(conn):
             _compare(conn, result, apply_updates, max_problems)
@@ -52,21 +52,14 @@ def import_users(
     return result
 
 
-def check_rows(chunk: list) -> list:
-    """Validate (number, record, (today, zone)) items; runs in worker processes too."""
-    checked = []
-    for number, record, (on, zone) in chunk:
-        record, problem = record_of(number, record)
-        if problem:
-            checked.append(problem)
-            continue
-        try:
-            values = validate.user(record, on, zone)
-        except validate.UserErrors as exc:
-            checked.append((number, None, [(error.field, error.reason) for error in exc.errors]))
-            continue
-        checked.append((number, tuple(values.get(column) for column in COLUMNS), []))
-    return checked
+def check_user(record: dict, context: tuple) -> tuple[tuple | None, list[tuple[str, str]]]:
+    """Validate one record with (today, zone); runs in worker processes too."""
+    on, zone = context
+    try:
+        values = validate.user(record, on, zone)
+    except validate.UserErrors as exc:
+        return None, [(error.field, error.reason) for error in exc.errors]
+    return tuple(values.get(column) for column in COLUMNS), []
 
 
 def _compare(conn: sqlite3.Connection, result: ImportResult, apply_updates: bool, max_problems: int) -> None:

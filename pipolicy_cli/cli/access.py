@@ -97,16 +97,15 @@ def list_(
     as_json: options.Json = False,
 ) -> None:
     """Access events, oldest first."""
-    from pipolicy_cli import access, dates, settings, users
+    from pipolicy_cli import access, settings, users
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        zone = settings.local_zone(register)
         rows = access.events(
             register,
             user_key=users.find(register, user)["id"] if user else None,
-            since=dates.to_text(dates.parse_time(since, zone, "--since")) if since else None,
-            until=dates.to_text(dates.parse_time(until, zone, "--until")) if until else None,
+            since=settings.time_option(register, since, "--since"),
+            until=settings.time_option(register, until, "--until"),
             purpose=purpose,
             limit=limit,
         )
@@ -126,15 +125,14 @@ def violations(
     """Uses that break the policy or the law, judged now (late consents count); exit 5 when there are any."""
     from itertools import islice
 
-    from pipolicy_cli import access, dates, settings, users
+    from pipolicy_cli import access, settings, users
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        zone = settings.local_zone(register)
         rows = access.violations(
             register,
             user_key=users.find(register, user)["id"] if user else None,
-            since=dates.to_text(dates.parse_time(since, zone, "--since")) if since else None,
+            since=settings.time_option(register, since, "--since"),
         )
         count = out.rows(islice(rows, limit), ["id", "at", "user_id", "purpose", "action", "basis", "categories", "reasons", "why"])
     if count:

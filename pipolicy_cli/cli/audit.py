@@ -27,14 +27,13 @@ def list_(
     as_json: options.Json = False,
 ) -> None:
     """Audit events, oldest first, with filters."""
-    from pipolicy_cli import dates, settings
+    from pipolicy_cli import settings
     from pipolicy_cli.register import audit
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        zone = settings.local_zone(register)
-        since_text = dates.to_text(dates.parse_time(since, zone, "--since")) if since else None
-        until_text = dates.to_text(dates.parse_time(until, zone, "--until")) if until else None
+        since_text = settings.time_option(register, since, "--since")
+        until_text = settings.time_option(register, until, "--until")
         rows = audit.events(
             register.conn,
             actor=by_actor,

@@ -104,8 +104,9 @@ def data_list(
         user_key = users.find(register, user)["id"] if user else None
         rows = list(inventory.items(register, user_key=user_key, system=system, category=category, limit=limit))
         if reveal:
-            keys = sorted({register.conn.execute("SELECT user_key FROM data_items WHERE id = ?", (row["id"],)).fetchone()[0]
-                           for row in rows if row["value"] is not None})
+            shown = [row["id"] for row in rows if row["value"] is not None]
+            keys = [key for (key,) in register.conn.execute(
+                f"SELECT DISTINCT user_key FROM data_items WHERE id IN ({', '.join('?' * len(shown))}) ORDER BY user_key", shown)]
             users.record_reveal(register, keys, options.actor(actor), "data list --reveal")
         else:
             rows = [{**row, "value": masking.text(row["value"])} for row in rows]
