@@ -70,8 +70,9 @@ def parse_date(text: str, field: str = "date") -> date:
         raise InvalidInput(f"{field}: not an ISO date (YYYY-MM-DD)") from None
 
 
-_SHORT = re.compile(r"^\s*(\d+)\s*(d|w|m|y|h|day|days|week|weeks|month|months|year|years|hour|hours)\s*$", re.I)
+_SHORT = re.compile(r"^\s*(\d+)\s*(min|mins|minute|minutes|d|w|m|y|h|day|days|week|weeks|month|months|year|years|hour|hours)\s*$", re.I)
 _UNITS = {
+    "min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
     "h": "hours", "hour": "hours", "hours": "hours",
     "d": "days", "day": "days", "days": "days",
     "w": "weeks", "week": "weeks", "weeks": "weeks",

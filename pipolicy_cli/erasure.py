@@ -68,7 +68,10 @@ def plan(register: Register, user: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def erase(register: Register, user: dict[str, Any], actor: str, *, request_id: int | None = None,
-          command: str = "erase") -> dict[str, Any]:
+          command: str = "erase", override: str | None = None) -> dict[str, Any]:
+    """Erase the person. Systems still working on the person's requests must finish first (or `override`, a reason)."""
+    from pipolicy_cli import tasks
+
     key = _key(register)
     request = requests.show(register, request_id) if request_id is not None else None
     if request is not None:
@@ -76,6 +79,8 @@ def erase(register: Register, user: dict[str, Any], actor: str, *, request_id: i
             raise InvalidInput(f"--request: request {request_id} is not this person's")
         if request["kind"] not in requests.NEEDS_ERASURE or request["status"] != "verified":
             raise InvalidInput(f"--request: request {request_id} must be a verified deletion or cancellation request")
+    their_requests = [number for (number,) in register.conn.execute("SELECT id FROM requests WHERE user_key = ?", (user["id"],))]
+    tasks.ensure_closed(register, their_requests, override)
     counts = {row["table"]: row["rows"] for row in plan(register, user)}
     prints = fingerprints(key, user)
     with register.transaction(actor, command) as tx:
@@ -87,6 +92,8 @@ def erase(register: Register, user: dict[str, Any], actor: str, *, request_id: i
         if request is not None:
             tx.update("requests", request_id, {"status": "completed", "closed_at": tx.at, "closed_by": actor,
                                                "reason": "the person was erased"})
+        for their_request in their_requests:
+            tasks.close(tx, their_request, override)
         # Deleting the row cascades to inventory items and consents and clears the link elsewhere.
         tx.delete("users", user["id"])
         tx.record("erase", "users", user["id"], detail={"erasure": erasure_id, **{f"{t}_rows": n for t, n in counts.items()}})

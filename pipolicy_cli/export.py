@@ -15,7 +15,7 @@ import io
 import json
 from typing import IO, Any, Iterator
 
-from pipolicy_cli import catalog, consents, dates, requests, settings, users
+from pipolicy_cli import catalog, consents, dates, requests, settings, tasks, users
 from pipolicy_cli.register import Register
 
 FORMAT_VERSION = 1
@@ -29,6 +29,7 @@ CONSENT_FIELDS = ("code", "action", "at", "method", "evidence", "signal", "guard
 ACCESS_FIELDS = ("at", "actor", "categories", "purpose", "action", "basis", "source")
 REQUEST_FIELDS = ("id", "kind", "ground", "status", "received_at", "via", "due_on", "extended_due_on",
                   "extension_reason", "verified_at", "closed_at", "reason")
+TASK_FIELDS = ("id", "request_id", "system", "action", "state", "created_at", "closed_at", "payload")
 
 
 def about(register: Register, user: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +96,14 @@ def request_history(register: Register, user: dict[str, Any]) -> Iterator[dict[s
         yield {field: row[field] for field in REQUEST_FIELDS}
 
 
+def task_history(register: Register, user: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """What each system was asked to do for the person's requests, with what it was sent while open."""
+    return tasks.for_person(register, user["id"])
+
+
 SECTIONS = (("inventory", inventory, INVENTORY_FIELDS), ("consents", consent_history, CONSENT_FIELDS),
-            ("access", access, ACCESS_FIELDS), ("requests", request_history, REQUEST_FIELDS))
+            ("access", access, ACCESS_FIELDS), ("requests", request_history, REQUEST_FIELDS),
+            ("tasks", task_history, TASK_FIELDS))
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every row: an access history can be long
@@ -122,7 +129,7 @@ def write_csv_zip(register: Register, user: dict[str, Any], out: IO[bytes]) -> N
                 writer = csv.writer(text, lineterminator="\n")
                 writer.writerow(fields)
                 for row in rows:
-                    writer.writerow([",".join(v) if isinstance(v, list) else ("" if v is None else v) for v in (row[f] for f in fields)])
+                    writer.writerow([_csv_cell(row[field]) for field in fields])
 
         meta = about(register, user)
         table("about", tuple(meta), [meta])
@@ -130,6 +137,16 @@ def write_csv_zip(register: Register, user: dict[str, Any], out: IO[bytes]) -> N
         table("person", PERSON_FIELDS, [details])
         for name, rows, fields in SECTIONS:
             table(name, fields, rows(register, user))
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def write_markdown(register: Register, user: dict[str, Any], out: IO[str]) -> None:
@@ -144,7 +161,8 @@ def write_markdown(register: Register, user: dict[str, Any], out: IO[str]) -> No
         if details[field] not in (None, ""):
             out.write(f"- **{field.replace('_', ' ')}**: {_md(details[field])}\n")
     titles = {"inventory": "Where your data is kept · 信息存放位置", "consents": "Your consents · 您的授权记录",
-              "access": "Who used your data, why and on what basis · 使用记录", "requests": "Your requests · 您的请求"}
+              "access": "Who used your data, why and on what basis · 使用记录", "requests": "Your requests · 您的请求",
+              "tasks": "What our systems were asked to do · 各系统的处理任务"}
     for name, rows, fields in SECTIONS:
         out.write(f"\n## {titles[name]}\n\n| {' | '.join(f.replace('_', ' ') for f in fields)} |\n|{'---|' * len(fields)}\n")
         empty = True
@@ -158,13 +176,16 @@ def write_markdown(register: Register, user: dict[str, Any], out: IO[str]) -> No
 def _md(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         value = ", ".join(value)
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def record(register: Register, user: dict[str, Any], fmt: str, actor: str, request_id: int | None) -> None:
-    """Every export is audited; an export answering an access, copy or portability request completes it."""
+def record(register: Register, user: dict[str, Any], fmt: str, actor: str, request_id: int | None) -> list[str]:
+    """Every export is audited; an export answering an access, copy or portability request completes it,
+    unless systems are still sending their part: then it stays open and their names are returned."""
     from pipolicy_cli.errors import InvalidInput
 
     request = None
@@ -176,7 +197,9 @@ def record(register: Register, user: dict[str, Any], fmt: str, actor: str, reque
             raise InvalidInput(f"--request: request {request_id} is a {request['kind']} request, not access, copy or portability")
         if request["status"] != "verified":
             raise InvalidInput(f"--request: request {request_id} is {request['status']}; verify the requester first")
+    waiting = sorted({row["system"] for row in tasks.blocking(register, request_id)}) if request is not None else []
     with register.transaction(actor, "export") as tx:
         tx.record("export", "users", user["id"], detail={"format": fmt, **({"request": request_id} if request_id else {})})
-        if request is not None:
+        if request is not None and not waiting:
             requests.complete(register, request_id, actor, f"answered with a {fmt} export", tx=tx)
+    return waiting

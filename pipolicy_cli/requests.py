@@ -119,7 +119,9 @@ def _today(register: Register) -> date:
     return dates.now().astimezone(settings.local_zone(register)).date()
 
 
-def _step(register: Register, key: int, actor: str, command: str, allowed_from: tuple[str, ...], changes: dict[str, Any]) -> dict[str, Any]:
+def _step(register: Register, key: int, actor: str, command: str, allowed_from: tuple[str, ...], changes: dict[str, Any],
+          then=None) -> dict[str, Any]:
+    """Move a request on; `then(tx, request)` does the rest of the step in the same transaction."""
     with register.transaction(actor, command) as tx:
         row = tx.execute("SELECT status FROM requests WHERE id = ?", (key,)).fetchone()
         if row is None:
@@ -127,6 +129,8 @@ def _step(register: Register, key: int, actor: str, command: str, allowed_from: 
         if row[0] not in allowed_from:
             raise InvalidInput(f"request {key}: is {row[0]}; {command.split()[-1]} needs it {' or '.join(allowed_from)}")
         tx.update("requests", key, {k: (tx.at if v is _NOW else v) for k, v in changes.items()})
+        if then is not None:
+            then(tx, show(register, key))
     return show(register, key)
 
 
@@ -138,8 +142,14 @@ def verify(register: Register, key: int, method: str, actor: str) -> dict[str, A
     method = _text("--method", method)
     if not method:
         raise InvalidInput("--method: say how the identity was checked")
+    from pipolicy_cli import tasks, users
+
+    def fan_out(tx: Transaction, request: dict[str, Any]) -> None:
+        if request["user_id"] is not None:
+            tasks.fan_out(tx, request, users.find(register, request["user_id"]))
+
     return _step(register, key, actor, "request verify", ("open",),
-                 {"status": "verified", "verified_at": _NOW, "verified_by": actor, "verify_method": method})
+                 {"status": "verified", "verified_at": _NOW, "verified_by": actor, "verify_method": method}, then=fan_out)
 
 
 def extend(register: Register, key: int, reason: str, actor: str) -> dict[str, Any]:
@@ -158,24 +168,37 @@ def extend(register: Register, key: int, reason: str, actor: str) -> dict[str, A
                  {"extended_due_on": later.isoformat(), "extension_reason": reason})
 
 
-def complete(register: Register, key: int, actor: str, note: str | None = None, *, tx: Transaction | None = None) -> dict[str, Any]:
+def complete(register: Register, key: int, actor: str, note: str | None = None, *, override: str | None = None,
+             tx: Transaction | None = None) -> dict[str, Any]:
+    """Close a verified request once every system has done its task (or an officer overrides, with the reason).
+
+    A deletion or cancellation request erases the person.
+    """
+    from pipolicy_cli import tasks
+
     current = show(register, key)
+    if current["status"] != "verified":
+        raise InvalidInput(f"request {key}: is {current['status']}; complete needs it verified")
+    tasks.ensure_closed(register, [key], override)
     if current["kind"] in NEEDS_ERASURE and tx is None:
-        if current["status"] != "verified":
-            raise InvalidInput(f"request {key}: is {current['status']}; complete needs it verified")
         if current["user_id"] is None:
             raise InvalidInput(f"request {key}: the person is already erased")
         from pipolicy_cli import erasure, users
 
-        erasure.erase(register, users.find(register, current["user_id"]), actor, request_id=key, command="request complete")
+        erasure.erase(register, users.find(register, current["user_id"]), actor, request_id=key, command="request complete",
+                      override=override)
         return show(register, key)
     changes = {"status": "completed", "closed_at": _NOW, "closed_by": actor, "reason": _text("--note", note)}
+    changes = {k: v for k, v in changes.items() if v is not None}
+
+    def close_tasks(tx: Transaction, request: dict[str, Any]) -> None:
+        tasks.close(tx, key, override)
+
     if tx is not None:
-        if current["status"] != "verified":
-            raise InvalidInput(f"request {key}: is {current['status']}; complete needs it verified")
-        tx.update("requests", key, {k: (tx.at if v is _NOW else v) for k, v in changes.items() if v is not None})
+        tx.update("requests", key, {k: (tx.at if v is _NOW else v) for k, v in changes.items()})
+        close_tasks(tx, current)
         return {**current, "status": "completed"}
-    return _step(register, key, actor, "request complete", ("verified",), {k: v for k, v in changes.items() if v is not None})
+    return _step(register, key, actor, "request complete", ("verified",), changes, then=close_tasks)
 
 
 def reject(register: Register, key: int, reason: str, actor: str) -> dict[str, Any]:
@@ -183,8 +206,11 @@ def reject(register: Register, key: int, reason: str, actor: str) -> dict[str, A
     reason = _text("--reason", reason)
     if not reason:
         raise InvalidInput("--reason: a rejection must give its reasons (PIPL Art. 50)")
+    from pipolicy_cli import tasks
+
     return _step(register, key, actor, "request reject", OPEN,
-                 {"status": "rejected", "closed_at": _NOW, "closed_by": actor, "reason": reason})
+                 {"status": "rejected", "closed_at": _NOW, "closed_by": actor, "reason": reason},
+                 then=lambda tx, request: tasks.close(tx, key))
 
 
 def overdue_attention(register: Register) -> list[str]:

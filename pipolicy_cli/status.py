@@ -28,7 +28,13 @@ def _scrubs_pending(register: Register) -> list[str]:
     return [f"{count} erasures wait for a scrub: a reader blocked the WAL checkpoint; it is retried by every command"] if count else []
 
 
-ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests, _scrubs_pending]
+def _overdue_tasks(register: Register) -> list[str]:
+    from pipolicy_cli.tasks import overdue_attention
+
+    return overdue_attention(register)
+
+
+ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests, _overdue_tasks, _scrubs_pending]
 
 
 def _scrubs(register: Register) -> int:

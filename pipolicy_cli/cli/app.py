@@ -10,7 +10,8 @@ from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
 from pipolicy_cli.cli import (
-    access, audit, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, users,
+    access, audit, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, tasks,
+    users,
 )
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
@@ -112,6 +113,7 @@ app.add_typer(inventory.system_app, name="system")
 app.add_typer(inventory.data_app, name="data")
 app.add_typer(access.app, name="access")
 app.add_typer(requests.app, name="request")
+app.add_typer(tasks.app, name="task")
 export.attach(app)
 erasure.attach(app)
 app.add_typer(audit.app, name="audit")

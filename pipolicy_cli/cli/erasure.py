@@ -14,6 +14,7 @@ backup_app = typer.Typer(help="Backups: create, list, expire, restore (erased pe
 def erase(
     user: options.UserArg,
     request: Annotated[Optional[int], typer.Option("--request", help="The verified deletion request this carries out: it is completed.", show_default=False)] = None,
+    override: options.Override = None,
     dry_run: options.DryRun = False,
     yes: options.Yes = False,
     by: options.ByOpt = options.By.user_id,
@@ -32,7 +33,7 @@ def erase(
             out.rows(erasure.plan(register, row), ["table", "rows", "effect", "why"])
             return
         options.confirm(f"Erase {row['user_id']} for good?", yes)
-        result = erasure.erase(register, row, options.actor(actor), request_id=request)
+        result = erasure.erase(register, row, options.actor(actor), request_id=request, override=override)
     out.document(result)
     if result["scrub"] == "pending":
         out.warning("another process is reading the register: the WAL still holds old pages; the scrub is retried by later commands")

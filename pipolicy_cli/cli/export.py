@@ -21,7 +21,7 @@ def export(
     user: options.UserArg,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="json, csv (a zip of one CSV per section) or md (for the person to read).")] = ExportFormat.json,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write to this file (created 0600) instead of stdout.", show_default=False)] = None,
-    request: Annotated[Optional[int], typer.Option("--request", help="The verified access, copy or portability request this answers: it is completed.", show_default=False)] = None,
+    request: Annotated[Optional[int], typer.Option("--request", help="The verified access, copy or portability request this answers: it is completed (once its systems are done).", show_default=False)] = None,
     by: options.ByOpt = options.By.user_id,
     db: options.Db = None,
     actor: options.Actor = None,
@@ -35,7 +35,9 @@ def export(
         raise UsageError("--format csv writes a zip: name a file with --out")
     with options.open_register(db) as register:
         row = options.find_user(register, user, by)
-        core.record(register, row, fmt.value, options.actor(actor), request)
+        waiting = core.record(register, row, fmt.value, options.actor(actor), request)
+        if waiting:
+            out.warning(f"request {request} stays open until these systems send their part: {', '.join(waiting)}")
         if out_path is None:
             if fmt is ExportFormat.csv:
                 import sys

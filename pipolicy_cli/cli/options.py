@@ -63,6 +63,10 @@ def open_register(db: Path | None):
 
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking (needed off a terminal).")]
+Override = Annotated[
+    Optional[str],
+    typer.Option("--override", metavar="REASON", help="Close although systems have not confirmed their tasks (they are cancelled); the reason is audited.", show_default=False),
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
 
 

@@ -155,6 +155,31 @@ def steps(folder: Path) -> list[Step]:
         ),
         Step("", "Cancelling an account opened a deletion request too (policy 5.3):", ["request", "list", *db]),
         Step(
+            "Carry a deletion out to every system that holds the person",
+            "Verifying the request gives each system the inventory names (the CRM and the SMS processor) a task "
+            "with only the identifiers it holds (PIPL Art. 21, 47).",
+            ["request", "open", "U00000001", "--kind", "deletion", "--ground", "consent-withdrawn", "--via", "app", *db],
+        ),
+        Step("", "", ["request", "verify", "3", "--method", "SMS code to the registered phone", *db]),
+        Step("", "", ["task", "list", "--request", "3", *db]),
+        Step(
+            "",
+            "Each system's cron job pulls its tasks (audited; a lost pull is handed out again after --lease) and "
+            "reports back.",
+            ["task", "pull", "--system", "crm", *db],
+            table=False,
+        ),
+        Step("", "", ["task", "done", "3", "--note", "customer record purged", *db]),
+        Step("", "While the SMS gateway has not confirmed, the request cannot be completed:",
+             ["request", "complete", "3", "--yes", *db], expect=4),
+        Step("", "", ["task", "pull", "--system", "sms-gateway", *db], table=False),
+        Step("", "", ["task", "done", "4", "--note", "number removed from the send lists", *db]),
+        Step(
+            "",
+            "Both confirmed: completing erases the person from the register, and the tasks keep no identifiers.",
+            ["request", "complete", "3", "--yes", *db],
+        ),
+        Step(
             "Erase a person so nothing of them is left",
             "First a backup, then the dry run: what goes, and what a legal floor keeps de-identified and why.",
             ["config", "set", "backup-dir", str(folder / "backups"), *db],

@@ -148,6 +148,7 @@ _step("reject", "Refuse a request; the reason is required (PIPL Art. 50).", "--r
 def complete(
     request_id: RequestId,
     note: Annotated[Optional[str], typer.Option("--note", help="What was done.", show_default=False)] = None,
+    override: options.Override = None,
     dry_run: options.DryRun = False,
     yes: options.Yes = False,
     db: options.Db = None,
@@ -155,7 +156,7 @@ def complete(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="auto: a table on a terminal, JSON when piped.")] = Format.auto,
     as_json: options.Json = False,
 ) -> None:
-    """Mark a verified request done; a deletion or cancellation request erases the person (asks first)."""
+    """Mark a verified request done once its systems' tasks are; a deletion or cancellation request erases the person (asks first)."""
     from pipolicy_cli import erasure, requests, users
 
     out = options.output(fmt, as_json)
@@ -169,4 +170,4 @@ def complete(
         elif dry_run:
             out.document(current)
             return
-        out.document(requests.complete(register, request_id, options.actor(actor), note))
+        out.document(requests.complete(register, request_id, options.actor(actor), note, override=override))

@@ -227,6 +227,31 @@ def m006_erasure_backups(conn: sqlite3.Connection) -> None:
     )
 
 
+def m007_tasks(conn: sqlite3.Connection) -> None:
+    # One row per system that must act on a verified request. The payload (the
+    # identifiers the system needs, what it holds) lives only while the request
+    # is open: closing the request clears it.
+    conn.execute(
+        """CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            request_id INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+            system_key INTEGER NOT NULL REFERENCES systems(id),
+            action TEXT NOT NULL CHECK (action IN ('delete', 'correct', 'copy', 'port')),
+            state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'pulled', 'done', 'failed', 'cancelled')),
+            payload TEXT,
+            created_at TEXT NOT NULL,
+            pulled_at TEXT,
+            pulls INTEGER NOT NULL DEFAULT 0,
+            closed_at TEXT,
+            note TEXT,
+            UNIQUE (request_id, system_key)
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX tasks_system_state ON tasks(system_key, state)")
+    conn.execute("CREATE INDEX tasks_state ON tasks(state) WHERE state IN ('open', 'pulled', 'failed')")
+    conn.execute("ALTER TABLE requests ADD COLUMN tasks_override TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
@@ -234,6 +259,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_inventory_access", m004_inventory_access),
     ("005_requests", m005_requests),
     ("006_erasure_backups", m006_erasure_backups),
+    ("007_tasks", m007_tasks),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

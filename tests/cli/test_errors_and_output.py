@@ -114,10 +114,13 @@ def test_quickstart_walks_through_a_fresh_register(cli, tmp_path, home):
     assert "Step 1 of" in result.stdout and "audit verify" in result.stdout
     assert "row 25: phone: not a valid phone number" in result.stderr  # the demo's bad rows are shown
     status = cli.json("status", "--db", folder / "register.db")
-    assert status["counts"]["users"] == 23  # 24 imported, one erased
+    assert status["counts"]["users"] == 22  # 24 imported, two erased (one through a deletion request)
     assert status["erasures_pending_in_backups"] == 1 and status["scrub_pending"] == 0
     assert (folder / "U00000004-export.md").read_text(encoding="utf-8").startswith("# Your personal information")
-    assert [r["status"] for r in cli.json("request", "list", "--db", folder / "register.db")] == ["open", "completed"]
+    # the copy request waits for its two systems; the deletion closed when both confirmed
+    assert [r["status"] for r in cli.json("request", "list", "--db", folder / "register.db")] == ["open", "verified", "completed"]
+    tasks = cli.json("task", "list", "--db", folder / "register.db")
+    assert [(t["request_id"], t["state"]) for t in tasks] == [(2, "pulled"), (2, "pulled"), (3, "done"), (3, "done")]
     assert (folder / "register.db").exists() and (folder / "register.key").exists()
     assert not (home / "register.db").exists()  # the officer's own register is untouched
     assert cli.json("audit", "verify", "--db", folder / "register.db")["ok"] is True
