@@ -35,6 +35,11 @@ def init_register(path: Path, actor: str, jurisdiction: str | None, key_file: Pa
             wanted["key-file"] = str(key_path)
         if wanted:
             settings.store(register, wanted, actor, "init")
+        rules_loaded = 0
+        if "008_retention" in applied:
+            from pipolicy_cli import retention
+
+            rules_loaded = retention.load_defaults(register, actor)
         return {
             "register": str(path),
             "created": bool(applied) and applied[0] == "001_foundation",
@@ -43,4 +48,5 @@ def init_register(path: Path, actor: str, jurisdiction: str | None, key_file: Pa
             "jurisdiction": register.setting("jurisdiction"),
             "key_file": str(key_path),
             "key_created": key_created,
+            "retention_rules_loaded": rules_loaded,
         }

@@ -65,6 +65,14 @@ def _catalog_file(value: str) -> str:
     return path
 
 
+def _duration(key: str) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        dates.parse_duration(value, key)
+        return value.strip()
+
+    return validate
+
+
 def _key_file(value: str) -> str:
     path = Path(_path("key-file")(value))
     keyfile.check(path)
@@ -91,6 +99,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("catalog-file", "the register's own policy catalog (TOML shaped like data/catalog.toml)", _catalog_file),
         Setting("backup-dir", "where `backup create` writes backups", _path("backup-dir")),
         Setting("key-file", "the 0600 file with the HMAC key for tombstones, kept outside the register", _key_file),
+        Setting("sweep-max-age", "`status --check` exits 5 when the last finished retention sweep is older (e.g. 36h)",
+                _duration("sweep-max-age")),
         Setting("db", "the register used when neither --db nor PIPOLICY_DB is given (user config file)", _path("db"), in_file=True),
     )
 }

@@ -71,4 +71,7 @@ def status(register: Register, source: str, check: bool) -> dict:
                 f"audit chain broken at event {verification.first_bad}: {verification.reason}"
             )
         report["attention"] += [line for run in ATTENTION_CHECKS for line in run(register)]
+        from pipolicy_cli.sweep import last_success_attention
+
+        report["attention"] += last_success_attention(register, register.setting("sweep-max-age"))
     return report

@@ -2,7 +2,8 @@
 
 Verifying a deletion, cancellation, correction, copy or portability request
 creates one task per system the inventory says holds data of that person,
-processors included. Each system's own cron job pulls its tasks (marked as
+processors included; the retention sweep gives each system holding data a
+category rule reached a task carrying the rule (no person). Each system's own cron job pulls its tasks (marked as
 handed out; a pull that was lost is handed out again once its lease runs out)
 and reports each one done or failed. The request cannot be completed while a
 task is open, unless an officer overrides with a reason.
@@ -30,9 +31,9 @@ DEFAULT_LEASE = "12h"  # shorter than a day, so tonight's pull hands out what la
 COLUMNS = ("id", "request_id", "request_kind", "user_id", "system", "system_kind", "action", "state", "due_on", "overdue",
            "created_at", "pulled_at", "pulls", "closed_at", "note")
 
-_SELECT = """SELECT t.id, t.request_id, r.kind, u.user_id, s.name, s.kind, t.action, t.state,
+_SELECT = """SELECT t.id, t.request_id, coalesce(r.kind, 'retention'), u.user_id, s.name, s.kind, t.action, t.state,
                     coalesce(r.extended_due_on, r.due_on), t.created_at, t.pulled_at, t.pulls, t.closed_at, t.note, t.payload
-             FROM tasks t JOIN requests r ON r.id = t.request_id JOIN systems s ON s.id = t.system_key
+             FROM tasks t LEFT JOIN requests r ON r.id = t.request_id JOIN systems s ON s.id = t.system_key
              LEFT JOIN users u ON u.id = r.user_key"""
 
 
@@ -81,7 +82,7 @@ def query(register: Register, *, request_id: int | None = None, system: str | No
         params.append(limit)
     for values in register.conn.execute(sql, params):
         row = dict(zip(COLUMNS[:9] + COLUMNS[10:], values[:-1]))
-        row["overdue"] = row["state"] in BLOCKING and row["due_on"] < today
+        row["overdue"] = row["state"] in BLOCKING and row["due_on"] is not None and row["due_on"] < today
         yield {column: row[column] for column in COLUMNS}
 
 
@@ -119,7 +120,8 @@ def _handed_out(register: Register, key: int) -> dict[str, Any]:
     values = register.conn.execute(_SELECT + " WHERE t.id = ?", (key,)).fetchone()
     payload = json.loads(values[-1]) if values[-1] else {}
     return {"id": values[0], "request_id": values[1], "request_kind": values[2], "action": values[6], "due_on": values[8],
-            "user_id": payload.get("user_id"), "identifiers": payload.get("identifiers", {}), "items": payload.get("items", [])}
+            "user_id": payload.get("user_id"), "identifiers": payload.get("identifiers", {}), "items": payload.get("items", []),
+            "retention": payload.get("retention")}
 
 
 def report(register: Register, outcomes: Iterable[tuple[int, str, str | None]], actor: str) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
 from pipolicy_cli.cli import (
-    access, audit, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, tasks,
-    users,
+    access, audit, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, retention,
+    tasks, users,
 )
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
@@ -116,6 +116,7 @@ app.add_typer(requests.app, name="request")
 app.add_typer(tasks.app, name="task")
 export.attach(app)
 erasure.attach(app)
+app.add_typer(retention.app, name="retention")
 app.add_typer(audit.app, name="audit")
 completion.attach(app)
 

@@ -199,6 +199,20 @@ def steps(folder: Path) -> list[Step]:
             ["backup", "list", *db],
         ),
         Step(
+            "Keep data no longer than its purpose needs",
+            "Default rules per category and table came with `init`, none under the profile's floors (access logs: "
+            "6 months, Cybersecurity Law Art. 21). The dry run counts what the nightly sweep would reach; it needs no --yes.",
+            ["retention", "rule", "list", *db],
+        ),
+        Step("", "", ["retention", "sweep", "--dry-run", *db]),
+        Step(
+            "",
+            "The real run works in batches, each one transaction; systems holding what a category rule reached get a "
+            "task carrying the rule, not the person. From cron it needs --yes and prints JSON.",
+            ["retention", "sweep", "--yes", *db],
+        ),
+        Step("", "", ["retention", "history", *db]),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",

@@ -11,7 +11,7 @@ from pipolicy_cli.cli.output import Format
 app = typer.Typer(help="Per-system work a verified request creates: each system pulls its tasks and reports back.",
                   no_args_is_help=True)
 COLUMNS = ["id", "request_id", "request_kind", "user_id", "system", "action", "state", "due_on", "overdue", "pulls", "closed_at"]
-PULL_COLUMNS = ["id", "request_id", "request_kind", "action", "due_on", "user_id", "identifiers", "items"]
+PULL_COLUMNS = ["id", "request_id", "request_kind", "action", "due_on", "user_id", "identifiers", "items", "retention"]
 TaskId = Annotated[str, typer.Argument(metavar="ID", help="The task's id; '-' reads NDJSON ({\"id\": N, \"note\": ...}) or one id per line from stdin.")]
 
 

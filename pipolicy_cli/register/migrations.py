@@ -228,15 +228,16 @@ def m006_erasure_backups(conn: sqlite3.Connection) -> None:
 
 
 def m007_tasks(conn: sqlite3.Connection) -> None:
-    # One row per system that must act on a verified request. The payload (the
+    # One row per system that must act on a verified request (or on a retention
+    # rule the sweep applied: then request_id is NULL). The payload (the
     # identifiers the system needs, what it holds) lives only while the request
     # is open: closing the request clears it.
     conn.execute(
         """CREATE TABLE tasks (
             id INTEGER PRIMARY KEY,
-            request_id INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+            request_id INTEGER REFERENCES requests(id) ON DELETE CASCADE,
             system_key INTEGER NOT NULL REFERENCES systems(id),
-            action TEXT NOT NULL CHECK (action IN ('delete', 'correct', 'copy', 'port')),
+            action TEXT NOT NULL CHECK (action IN ('delete', 'correct', 'copy', 'port', 'deidentify', 'restrict')),
             state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'pulled', 'done', 'failed', 'cancelled')),
             payload TEXT,
             created_at TEXT NOT NULL,
@@ -252,6 +253,65 @@ def m007_tasks(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE requests ADD COLUMN tasks_override TEXT")
 
 
+def m008_retention(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE retention_rules (
+            id INTEGER PRIMARY KEY,
+            target_kind TEXT NOT NULL CHECK (target_kind IN ('category', 'table')),
+            target TEXT NOT NULL,
+            keep TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('delete', 'deidentify', 'restrict')),
+            basis TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT,
+            UNIQUE (target_kind, target)
+        ) STRICT"""
+    )
+    # One row per sweep; counts are added in the same transaction as each batch,
+    # so a sweep killed half-way is resumed without counting anything twice.
+    conn.execute(
+        """CREATE TABLE sweeps (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            as_of TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('running', 'done', 'stopped', 'failed')),
+            stop_reason TEXT,
+            resumed INTEGER NOT NULL DEFAULT 0,
+            counts TEXT NOT NULL DEFAULT '{}',
+            attention TEXT NOT NULL DEFAULT '[]',
+            actor TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX sweeps_state ON sweeps(state, finished_at)")
+    conn.execute("ALTER TABLE tasks ADD COLUMN rule_id INTEGER REFERENCES retention_rules(id) ON DELETE SET NULL")
+    # De-identifying an inventory item cuts its link to the person: user_key becomes nullable.
+    conn.execute(
+        """CREATE TABLE data_items_new (
+            id INTEGER PRIMARY KEY,
+            user_key INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            system_key INTEGER NOT NULL REFERENCES systems(id),
+            category TEXT NOT NULL,
+            field TEXT NOT NULL,
+            source TEXT NOT NULL,
+            collected_at TEXT NOT NULL,
+            value TEXT,
+            recorded_at TEXT NOT NULL,
+            deidentified_at TEXT,
+            restricted_at TEXT,
+            UNIQUE (user_key, system_key, category, field)
+        ) STRICT"""
+    )
+    conn.execute(
+        """INSERT INTO data_items_new (id, user_key, system_key, category, field, source, collected_at, value, recorded_at)
+           SELECT id, user_key, system_key, category, field, source, collected_at, value, recorded_at FROM data_items"""
+    )
+    conn.execute("DROP TABLE data_items")
+    conn.execute("ALTER TABLE data_items_new RENAME TO data_items")
+    conn.execute("CREATE INDEX data_items_system ON data_items(system_key)")
+    conn.execute("CREATE INDEX data_items_category_collected ON data_items(category, collected_at)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
@@ -260,6 +320,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_requests", m005_requests),
     ("006_erasure_backups", m006_erasure_backups),
     ("007_tasks", m007_tasks),
+    ("008_retention", m008_retention),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from pipolicy_cli import dates
 from pipolicy_cli.errors import NewerRegister, PipolicyError, StorageError
@@ -70,8 +70,8 @@ class Transaction:
                 self.conn.execute("ROLLBACK")
             raise
 
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, tuple(params))
+    def execute(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params if isinstance(params, Mapping) else tuple(params))
 
     def record(
         self,
@@ -137,6 +137,9 @@ class Register:
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1"
             ).fetchone():
                 raise StorageError(f"{path} is an SQLite database but not a pipolicy register; choose another path")
+            if not done:
+                # Set before the first table: the sweep can then give free pages back without copying the file.
+                register.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             applied = []
             for name, step in migrations.pending(done):
                 with register.transaction(actor, "init") as tx:

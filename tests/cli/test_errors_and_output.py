@@ -120,7 +120,9 @@ def test_quickstart_walks_through_a_fresh_register(cli, tmp_path, home):
     # the copy request waits for its two systems; the deletion closed when both confirmed
     assert [r["status"] for r in cli.json("request", "list", "--db", folder / "register.db")] == ["open", "verified", "completed"]
     tasks = cli.json("task", "list", "--db", folder / "register.db")
-    assert [(t["request_id"], t["state"]) for t in tasks] == [(2, "pulled"), (2, "pulled"), (3, "done"), (3, "done")]
+    assert [(t["request_id"], t["state"]) for t in tasks] == [(2, "pulled"), (2, "pulled"), (3, "done"), (3, "done"), (None, "open")]
+    assert tasks[-1]["request_kind"] == "retention" and tasks[-1]["system"] == "crm"  # the sweep's tracking rule
+    assert cli.json("retention", "history", "--db", folder / "register.db")[0]["counts"] == {"category tracking: delete": 1}
     assert (folder / "register.db").exists() and (folder / "register.key").exists()
     assert not (home / "register.db").exists()  # the officer's own register is untouched
     assert cli.json("audit", "verify", "--db", folder / "register.db")["ok"] is True
