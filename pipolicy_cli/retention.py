@@ -60,7 +60,7 @@ def target_of(rule: dict[str, Any]) -> Target:
 
 def approx_days(span) -> float:
     """A duration's length for comparing against a floor (a month counts 30.44 days)."""
-    return span.years * 365.25 + span.months * 30.44 + span.weeks * 7 + span.days + span.hours / 24 + span.minutes / 1440
+    return span.years * 365.25 + span.months * 30.44 + span.days + span.hours / 24 + span.minutes / 1440  # weeks are in days
 
 
 def floor_for(register: Register, kind: str, target: str) -> dict[str, str] | None:

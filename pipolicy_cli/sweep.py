@@ -185,9 +185,7 @@ class Sweep:
                     changed = tx.execute(f"UPDATE {target.table} SET {target.deidentify} WHERE {chosen}", span).rowcount
                 else:
                     changed = tx.execute(f"UPDATE {target.table} SET restricted_at = :at WHERE {chosen}", span).rowcount
-                tx.execute("UPDATE sweeps SET counts = json_set(counts, '$.\"' || :label || '\"', "
-                           "coalesce(json_extract(counts, '$.\"' || :label || '\"'), 0) + :changed) WHERE id = :key",
-                           {"label": label, "changed": changed, "key": self.key})
+                self._count(tx, label, changed)
                 tx.record("sweep", target.table, detail={"rule": rule["id"], "action": action, "rows": changed,
                                                           "keys": [first, final], "sweep": self.key})
             last = final
@@ -195,6 +193,12 @@ class Sweep:
         if systems:
             self._tell_systems(rule, params["cutoff"], systems)
         return True
+
+    def _count(self, tx, label: str, rows: int) -> None:
+        """Add to the sweep's count in the transaction that changed the rows: a resumed sweep never counts twice."""
+        path = '$."' + label + '"'
+        tx.execute("UPDATE sweeps SET counts = json_set(counts, :path, coalesce(json_extract(counts, :path), 0) + :rows) "
+                   "WHERE id = :key", {"path": path, "rows": rows, "key": self.key})
 
     def _tell_systems(self, rule: dict[str, Any], cutoff: str, systems: set[int]) -> None:
         """The systems holding what a category rule reached must apply it too: one open task per rule and system,
@@ -218,8 +222,7 @@ class Sweep:
                 return
             requests.complete(self.register, key, self.actor)
             with self.register.transaction(self.actor, "retention sweep") as tx:
-                tx.execute("UPDATE sweeps SET counts = json_set(counts, '$.\"requests carried out\"', "
-                           "coalesce(json_extract(counts, '$.\"requests carried out\"'), 0) + 1) WHERE id = ?", (self.key,))
+                self._count(tx, "requests carried out", 1)
 
     def _tidy(self) -> list[str]:
         """Scrub the WAL and give free pages back; what could not be done needs a person."""

@@ -1,0 +1,57 @@
+"""Retention at the core: floors, the sweep's batches and its resumption, without the CLI."""
+
+import pytest
+
+from pipolicy_cli import dates, retention, sweep, users
+from pipolicy_cli.errors import InvalidInput, Locked
+from pipolicy_cli.register import Register
+
+
+@pytest.fixture
+def register(tmp_path):
+    reg, _ = Register.create_or_migrate(tmp_path / "r.db", "test")
+    with reg:
+        retention.load_defaults(reg, "test")
+        key = users.add(reg, {"user_id": "u1"}, "t")["id"]
+        with reg.transaction("t", "seed") as tx:
+            for number in range(25):
+                tx.execute("INSERT INTO access_log (at, actor, user_key, categories, purpose, action, basis, recorded_at) "
+                           "VALUES (?, 'svc', ?, 'registration', 'service', 'view', 'contract', ?)",
+                           (f"2024-01-{number + 1:02d}T00:00:00Z", key, tx.at))
+        yield reg
+
+
+def test_floors_compare_lengths_not_spelling():
+    assert retention.approx_days(dates.parse_duration("26 weeks")) < retention.approx_days(dates.parse_duration("6 months"))
+    assert retention.approx_days(dates.parse_duration("P1Y")) == retention.approx_days(dates.parse_duration("12 months"))
+
+
+def test_a_rule_under_the_floor_names_its_source(register):
+    with pytest.raises(InvalidInput, match="Cybersecurity Law Art. 21"):
+        retention.set_rule(register, "t", table="access_log", keep="26 weeks", action="delete")
+    assert retention.set_rule(register, "t", table="access_log", keep="183d", action="delete")["keep"] == "183d"
+
+
+def test_batches_resume_where_a_stopped_sweep_left_off(register):
+    calls = []
+    first = sweep.Sweep(register, "t", as_of="2026-01-01T00:00:00Z", batch_size=10,
+                        should_stop=lambda: len(calls) >= 1, progress=lambda label, rows: calls.append(rows)).run()
+    assert first["state"] == "stopped" and first["counts"]["table access_log: delete"] == 10
+    second = sweep.Sweep(register, "t", batch_size=10).run()
+    assert second["id"] == first["id"] and second["as_of"] == "2026-01-01T00:00:00Z"
+    assert second["counts"]["table access_log: delete"] == 25 and second["state"] == "done"
+    assert register.conn.execute("SELECT count(*) FROM access_log").fetchone()[0] == 0
+
+
+def test_another_moment_supersedes_a_stopped_sweep(register):
+    sweep.Sweep(register, "t", as_of="2026-01-01T00:00:00Z", batch_size=10, max_seconds=0).run()
+    later = sweep.Sweep(register, "t", as_of="2026-02-01T00:00:00Z").run()
+    states = {row["id"]: (row["state"], row["stop_reason"]) for row in sweep.history(register)}
+    assert states == {1: ("stopped", "superseded"), later["id"]: ("done", None)}
+
+
+def test_the_lock_is_exclusive(register):
+    with sweep.lock(register):
+        with pytest.raises(Locked):
+            sweep.Sweep(register, "t").run()
+    assert sweep.Sweep(register, "t").run()["state"] == "done"
