@@ -52,6 +52,13 @@ class UsageError(PipolicyError):
     kind = "usage"
 
 
+class Incomplete(PipolicyError):
+    """A document lacks what the law requires in it: a check found something."""
+
+    exit_code = ExitCode.ATTENTION
+    kind = "incomplete"
+
+
 class Locked(PipolicyError):
     exit_code = ExitCode.LOCKED
     kind = "locked"

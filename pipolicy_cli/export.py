@@ -15,7 +15,7 @@ import io
 import json
 from typing import IO, Any, Iterator
 
-from pipolicy_cli import catalog, consents, dates, requests, settings, tasks, users
+from pipolicy_cli import breach, catalog, consents, dates, requests, settings, tasks, users
 from pipolicy_cli.register import Register
 
 FORMAT_VERSION = 1
@@ -30,6 +30,7 @@ ACCESS_FIELDS = ("at", "actor", "categories", "purpose", "action", "basis", "sou
 REQUEST_FIELDS = ("id", "kind", "ground", "status", "received_at", "via", "due_on", "extended_due_on",
                   "extension_reason", "verified_at", "closed_at", "reason")
 TASK_FIELDS = ("id", "request_id", "system", "action", "state", "created_at", "closed_at", "payload")
+BREACH_FIELDS = ("breach", "summary", "detected_at", "categories", "attached_at", "notices")
 
 
 def about(register: Register, user: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +102,14 @@ def task_history(register: Register, user: dict[str, Any]) -> Iterator[dict[str,
     return tasks.for_person(register, user["id"])
 
 
+def breach_history(register: Register, user: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Security incidents that affected the person, and each notice sent to them."""
+    return breach.for_person(register, user["id"])
+
+
 SECTIONS = (("inventory", inventory, INVENTORY_FIELDS), ("consents", consent_history, CONSENT_FIELDS),
             ("access", access, ACCESS_FIELDS), ("requests", request_history, REQUEST_FIELDS),
-            ("tasks", task_history, TASK_FIELDS))
+            ("tasks", task_history, TASK_FIELDS), ("breaches", breach_history, BREACH_FIELDS))
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every row: an access history can be long
@@ -143,7 +149,7 @@ def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, list):
-        return ",".join(value)
+        return ",".join(json.dumps(item, ensure_ascii=False) if isinstance(item, dict) else str(item) for item in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return value
@@ -162,7 +168,8 @@ def write_markdown(register: Register, user: dict[str, Any], out: IO[str]) -> No
             out.write(f"- **{field.replace('_', ' ')}**: {_md(details[field])}\n")
     titles = {"inventory": "Where your data is kept · 信息存放位置", "consents": "Your consents · 您的授权记录",
               "access": "Who used your data, why and on what basis · 使用记录", "requests": "Your requests · 您的请求",
-              "tasks": "What our systems were asked to do · 各系统的处理任务"}
+              "tasks": "What our systems were asked to do · 各系统的处理任务",
+              "breaches": "Security incidents that affected you · 涉及您的安全事件"}
     for name, rows, fields in SECTIONS:
         out.write(f"\n## {titles[name]}\n\n| {' | '.join(f.replace('_', ' ') for f in fields)} |\n|{'---|' * len(fields)}\n")
         empty = True
@@ -179,7 +186,7 @@ def _md(value: Any) -> str:
     if isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        value = ", ".join(value)
+        value = ", ".join(json.dumps(item, ensure_ascii=False) if isinstance(item, dict) else str(item) for item in value)
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_LENGTH = {"user_id": 64, "name": 100, "address": 300, "contact": 200, "email": 254}
+MAX_LENGTH = {"user_id": 64, "name": 100, "address": 300, "contact": 200, "email": 254, "summary": 500, "cause": 2000,
+              "harm": 2000, "measures": 2000, "advice": 2000, "remedies": 2000, "late_reason": 2000}
 
 
 class FieldError(ValueError):

@@ -221,3 +221,22 @@ def _skip_space(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t\r\n":
         position += 1
     return position
+
+
+def user_ids(path: Path) -> Iterator[tuple[int, str | RowProblem]]:
+    """A file of users (`--users FILE|-`): one user id per line, or NDJSON, a JSON array or CSV with `user_id`."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    first_line = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if head[:1] in (b"{", b"[") or "user_id" in first_line.split(","):
+        for number, record in records(path, detect(path)):
+            if isinstance(record, RowProblem):
+                yield number, record
+            elif not isinstance(record.get("user_id"), str) or not record["user_id"].strip():
+                yield number, RowProblem("user_id", "missing")
+            else:
+                yield number, record["user_id"].strip()
+        return
+    for number, line in enumerate(_decoded_lines(path), 1):
+        if line.strip():
+            yield number, line.strip()

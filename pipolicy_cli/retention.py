@@ -48,6 +48,8 @@ TABLES = {
                        "user_key = NULL, requester = NULL, relation = NULL",
                        "(user_key IS NOT NULL OR requester IS NOT NULL OR relation IS NOT NULL)", True),
     "tasks": Target("tasks", "closed_at", "state IN ('done', 'cancelled')", "payload = NULL", "payload IS NOT NULL", False),
+    "breach_users": Target("breach_users", "added_at", "1", "user_key = NULL", "user_key IS NOT NULL", True),
+    "notifications": Target("notifications", "sent_at", "1", "user_key = NULL", "user_key IS NOT NULL", True),
 }
 ITEMS = Target("data_items", "collected_at", "category = :category", "user_key = NULL, value = NULL, deidentified_at = :at",
                "(user_key IS NOT NULL OR value IS NOT NULL)", True)

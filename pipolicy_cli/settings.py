@@ -73,6 +73,15 @@ def _duration(key: str) -> Callable[[str], str]:
     return validate
 
 
+def _address(value: str) -> str:
+    from pipolicy_cli import validate
+
+    try:
+        return validate.email(value)
+    except validate.FieldError as exc:
+        raise InvalidInput(f"notice-from: {exc.reason}") from None
+
+
 def _key_file(value: str) -> str:
     path = Path(_path("key-file")(value))
     keyfile.check(path)
@@ -101,6 +110,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("key-file", "the 0600 file with the HMAC key for tombstones, kept outside the register", _key_file),
         Setting("sweep-max-age", "`status --check` exits 5 when the last finished retention sweep is older (e.g. 36h)",
                 _duration("sweep-max-age")),
+        Setting("notice-from", "the sender address of breach notices drafted as e-mail", _address),
         Setting("db", "the register used when neither --db nor PIPOLICY_DB is given (user config file)", _path("db"), in_file=True),
     )
 }

@@ -34,7 +34,13 @@ def _overdue_tasks(register: Register) -> list[str]:
     return overdue_attention(register)
 
 
-ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests, _overdue_tasks, _scrubs_pending]
+def _breach_clocks(register: Register) -> list[str]:
+    from pipolicy_cli.breach import overdue_attention
+
+    return overdue_attention(register)
+
+
+ATTENTION_CHECKS: list[AttentionCheck] = [_overdue_requests, _overdue_tasks, _breach_clocks, _scrubs_pending]
 
 
 def _scrubs(register: Register) -> int:

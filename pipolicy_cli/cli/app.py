@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
 from pipolicy_cli.cli import (
-    access, audit, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, retention,
+    access, audit, breach, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, retention,
     tasks, users,
 )
 from pipolicy_cli.errors import ExitCode, PipolicyError
@@ -117,6 +117,7 @@ app.add_typer(tasks.app, name="task")
 export.attach(app)
 erasure.attach(app)
 app.add_typer(retention.app, name="retention")
+app.add_typer(breach.app, name="breach")
 app.add_typer(audit.app, name="audit")
 completion.attach(app)
 

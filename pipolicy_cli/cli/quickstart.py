@@ -213,6 +213,28 @@ def steps(folder: Path) -> list[Step]:
         ),
         Step("", "", ["retention", "history", *db]),
         Step(
+            "Handle a security incident",
+            "The grade and the reporting clocks come from the profile (PIPL: 4 hours to the provincial CAC from "
+            "1,000,000 people; 1 hour for critical infrastructure). A notice missing what PIPL Art. 57 requires "
+            "is refused.",
+            ["config", "set", "notice-from", "privacy@demo.example", *db],
+        ),
+        Step("", "", ["breach", "open", "--detected", "2026-11-30 20:00", "--summary",
+                      "客服系统的一个查询接口被未经授权的外部程序批量调用。", "--categories", "registration,order",
+                      "--cause", "该接口上线时遗漏了访问控制校验。",
+                      "--harm", "您的姓名、手机号码和订单记录可能被用于电话诈骗或发送垃圾短信。",
+                      "--measures", "我们已于发现当晚关闭该接口、修复漏洞，并已向公安机关报案。",
+                      "--advice", "请警惕自称本公司客服的来电和短信，不要向任何人透露短信验证码。", *db]),
+        Step("", "Everyone the inventory holds order data of is affected; how many each channel reaches:",
+             ["breach", "affected", "1", "--category", "order", *db]),
+        Step("", "", ["breach", "affected", "1", "--category", "registration", *db]),
+        Step("", "One e-mail per person, as real .eml files (drafting again replaces them):",
+             ["breach", "draft", "1", "--audience", "individuals", "--channel", "email", "--out",
+              str(folder / "notices"), *db], table=False),
+        Step("", "", ["breach", "draft", "1", "--audience", "public", "--lang", "zh", *db], table=False),
+        Step("", "", ["breach", "draft", "1", "--audience", "regulator", "--lang", "en", *db], table=False),
+        Step("", "", ["breach", "show", "1", *db]),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",

@@ -312,6 +312,70 @@ def m008_retention(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX data_items_category_collected ON data_items(category, collected_at)")
 
 
+def m009_breaches(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE breaches (
+            id INTEGER PRIMARY KEY,
+            summary TEXT NOT NULL,
+            cause TEXT,
+            categories TEXT,
+            affected_count INTEGER,
+            harm TEXT,
+            measures TEXT,
+            advice TEXT,
+            remedies TEXT,
+            contact TEXT,
+            cii INTEGER NOT NULL DEFAULT 0 CHECK (cii IN (0, 1)),
+            grade TEXT,
+            detected_at TEXT NOT NULL,
+            occurred_at TEXT,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+            closed_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT
+        ) STRICT"""
+    )
+    # Reports to authorities, one row per clock stopped.
+    conn.execute(
+        """CREATE TABLE breach_reports (
+            id INTEGER PRIMARY KEY,
+            breach_id INTEGER NOT NULL REFERENCES breaches(id) ON DELETE CASCADE,
+            clock TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            late_reason TEXT,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (breach_id, clock)
+        ) STRICT"""
+    )
+    # Who was affected (erasure cuts the link, so the incident's count stays), and who
+    # was told when and how (the person's own rows, gone with them).
+    conn.execute(
+        """CREATE TABLE breach_users (
+            id INTEGER PRIMARY KEY,
+            breach_id INTEGER NOT NULL REFERENCES breaches(id) ON DELETE CASCADE,
+            user_key INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            categories TEXT,
+            added_at TEXT NOT NULL,
+            restricted_at TEXT,
+            UNIQUE (breach_id, user_key)
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX breach_users_user ON breach_users(user_key)")
+    conn.execute(
+        """CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            breach_id INTEGER NOT NULL REFERENCES breaches(id) ON DELETE CASCADE,
+            user_key INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'letter', 'push')),
+            sent_at TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            restricted_at TEXT,
+            UNIQUE (breach_id, user_key, channel)
+        ) STRICT"""
+    )
+    conn.execute("CREATE INDEX notifications_user ON notifications(user_key)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
@@ -321,6 +385,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_erasure_backups", m006_erasure_backups),
     ("007_tasks", m007_tasks),
     ("008_retention", m008_retention),
+    ("009_breaches", m009_breaches),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

@@ -76,7 +76,8 @@ def test_csv_export_is_a_zip_of_one_csv_per_section(cli, reg, tmp_path):
     out = tmp_path / "u1.zip"
     assert cli("export", "u1", "--format", "csv", "--out", out, "--db", reg).exit_code == 0
     with zipfile.ZipFile(out) as archive:
-        assert sorted(archive.namelist()) == ["about.csv", "access.csv", "consents.csv", "inventory.csv", "person.csv", "requests.csv", "tasks.csv"]
+        assert sorted(archive.namelist()) == ["about.csv", "access.csv", "breaches.csv", "consents.csv", "inventory.csv", "person.csv", "requests.csv",
+                                              "tasks.csv"]
         person = list(csv.DictReader(io.StringIO(archive.read("person.csv").decode("utf-8-sig"))))
         access = list(csv.DictReader(io.StringIO(archive.read("access.csv").decode("utf-8-sig"))))
     assert person[0]["name"] == "张三" and person[0]["address"] == "北京市 | 朝阳区"

@@ -1,0 +1,311 @@
+"""Drafting breach notices: to each affected person, to the public, to the regulator.
+
+Templates are Jinja2 files in `data/templates/breach/` (a company's own
+`--template-dir` comes first, file by file), rendered in a sandbox with strict
+undefined names; HTML is autoescaped. Officer and user text only ever enters as
+data, never as template source, so `{{ }}` or `[bold]` in a summary or a name
+prints as written.
+
+Individual notices are streamed: one per affected person reachable by the
+channel, written into subfolders of at most 1,000 files, one `.mbox`, one
+`.zip`, or stdout. A draft into the same place replaces the last one (a
+manifest lists what it wrote).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from pipolicy_cli import breach, catalog, dates, settings
+from pipolicy_cli.errors import Incomplete, InvalidInput
+from pipolicy_cli.register import Register
+
+AUDIENCES = ("individuals", "public", "regulator")
+LANGS = ("zh", "en")
+FORMATS = ("md", "txt", "eml", "json")
+DEFAULT_FORMAT = {"email": "eml", "letter": "md", "sms": "txt", "push": "txt"}
+FILES_PER_FOLDER = 1000
+MANIFEST = ".pipolicy-draft.json"
+GSM_7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+            "¿abcdefghijklmnopqrstuvwxyzäöñüà")
+
+
+def sms_limit(text: str) -> int:
+    """One SMS holds 160 GSM-7 characters, or 70 when any character needs UCS-2 (Chinese does)."""
+    return 160 if set(text) <= GSM_7 else 70
+
+
+@dataclass
+class Notice:
+    user_id: str
+    user_key: int
+    channel: str
+    to: str | None
+    subject: str | None
+    text: str
+    html: str | None = None
+
+
+def environment(template_dir: Path | None):
+    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2.sandbox import SandboxedEnvironment
+
+    loaders = []
+    if template_dir is not None:
+        if not template_dir.is_dir():
+            raise InvalidInput(f"--template-dir: no such folder {template_dir}")
+        loaders.append(FileSystemLoader(str(template_dir)))
+    loaders.append(FileSystemLoader(str(catalog.data_path("templates"))))
+    env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
+                               lstrip_blocks=True, keep_trailing_newline=False,
+                               autoescape=select_autoescape(enabled_extensions=("html", "htm", "html.j2")))
+    env.filters["cell"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+def _when(text: str | None, zone, lang: str) -> str | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(zone)
+    if lang == "zh":
+        return f"{moment.year}年{moment.month}月{moment.day}日{moment.hour:02d}时{moment.minute:02d}分"
+    return f"{moment.day} {moment:%B %Y}, {moment:%H:%M} ({zone})"
+
+
+def _today(zone, lang: str) -> str:
+    today = dates.now().astimezone(zone)
+    return f"{today.year}年{today.month}月{today.day}日" if lang == "zh" else f"{today.day} {today:%B %Y}"
+
+
+class Drafter:
+    """Everything a notice about one breach needs; refuses a draft missing what the profile requires."""
+
+    def __init__(self, register: Register, key: int, lang: str, *, template_dir: Path | None = None,
+                 allow_incomplete: bool = False):
+        if lang not in LANGS:
+            raise InvalidInput(f"--lang: must be one of {', '.join(LANGS)}")
+        self.register, self.lang = register, lang
+        self.breach = breach.show(register, key)
+        missing = self.breach["missing_content"]
+        if missing and not allow_incomplete:
+            raise Incomplete(f"breach {key}: the notice lacks what {self.breach['required_source']} requires: "
+                             f"{', '.join(missing)} (set them with `breach update`, or --allow-incomplete for a DRAFT)")
+        self.draft = bool(missing)
+        self.env = environment(template_dir)
+        zone = settings.local_zone(register)
+        stored = register.settings()
+        titles = {entry["code"]: entry.get("title_zh" if lang == "zh" else "title", entry["title"])
+                  for entry in settings.policy_catalog(register)["categories"]}
+        self.titles = titles
+        shown = dict(self.breach)
+        shown["detected"], shown["occurred"] = _when(shown["detected_at"], zone, lang), _when(shown["occurred_at"], zone, lang)
+        self.context = {
+            "lang": lang, "draft": self.draft, "org": stored.get("organisation") or ("本公司" if lang == "zh" else "We"),
+            "contact": self.breach["contact"] or stored.get("contact") or "", "dpo": stored.get("dpo"),
+            "breach": shown, "categories": [titles.get(code, code) for code in self.breach["categories"]],
+            "today": _today(zone, lang), "regulator": self.breach["regulator"], "clocks": self.breach["clocks"],
+            "regulator_zh": breach.profile(register).get("regulator_zh"),
+            "notices": self.breach["notices"],
+        }
+        self.sender = stored.get("notice-from")
+
+    def _render(self, name: str, **extra: Any) -> str:
+        from jinja2 import TemplateError
+
+        try:
+            return self.env.get_template(f"breach/{name}").render(**self.context, **extra).strip() + "\n"
+        except TemplateError as exc:
+            raise InvalidInput(f"template breach/{name}: {type(exc).__name__}: {exc.message}") from None
+
+    def document(self, audience: str) -> str:
+        """The public announcement or the regulator's report, as Markdown text."""
+        if audience not in ("public", "regulator"):
+            raise InvalidInput("--audience: public or regulator")
+        return self._render(f"{audience}.{self.lang}.md.j2")
+
+    def regulator_json(self) -> dict[str, Any]:
+        keep = ("id", "status", "summary", "cause", "categories", "people", "affected_count", "harm", "measures", "advice",
+                "remedies", "cii", "grade", "grade_source", "detected_at", "occurred_at", "closed_at", "clocks",
+                "missing_content", "required_source", "notices")
+        return {"draft": self.draft, "organisation": self.context["org"], "protection_officer": self.context["dpo"],
+                "contact": self.context["contact"], "regulator": self.breach["regulator"],
+                **{name: self.breach[name] for name in keep}}
+
+    def individuals(self, channel: str) -> Iterator[Notice]:
+        """One notice per attached person the channel can reach, streamed in user order."""
+        if channel not in breach.CHANNELS:
+            raise InvalidInput(f"--channel: must be one of {', '.join(breach.CHANNELS)}")
+        if channel == "email" and not self.sender:
+            raise InvalidInput("notice-from: set the sender first: pipolicy config set notice-from privacy@example.com")
+        cursor = self.register.conn.execute(
+            f"""SELECT u.id, u.user_id, u.name, u.email, u.phone, u.address, b.categories
+                FROM breach_users b JOIN users u ON u.id = b.user_key
+                WHERE b.breach_id = ? AND {breach.REACH[channel]} ORDER BY u.id""",
+            (self.breach["id"],),
+        )
+        base = self.context["categories"]
+        templates = {part: self.env.get_template(f"breach/{name}") for part, name in self._names(channel).items()}
+        for key, user_id, name, email, phone, address, categories in cursor:
+            person = {"user_id": user_id, "name": name, "address": address,
+                      "categories": [self.titles.get(code, code) for code in categories.split(",")] if categories else base}
+            values = {**self.context, "person": person, "channel": channel, "categories": person["categories"]}
+            rendered = {part: template.render(values).strip() + "\n" for part, template in templates.items()}
+            if channel == "sms":
+                body = rendered["text"].strip()
+                if len(body) > sms_limit(body):
+                    raise InvalidInput(f"--channel sms: the notice for row {key} is {len(body)} characters; one SMS holds "
+                                       f"{sms_limit(body)} (shorten the organisation's name or use --template-dir)")
+            to = {"email": email, "sms": phone, "letter": address, "push": user_id}[channel]
+            yield Notice(user_id, key, channel, to, rendered.get("subject", "").strip() or None, rendered["text"],
+                         rendered.get("html"))
+
+    def _names(self, channel: str) -> dict[str, str]:
+        lang = self.lang
+        if channel == "email":
+            return {"subject": f"individuals-email-subject.{lang}.txt.j2", "text": f"individuals-email.{lang}.txt.j2",
+                    "html": f"individuals-email.{lang}.html.j2"}
+        if channel == "letter":
+            return {"text": f"individuals-letter.{lang}.md.j2"}
+        return {"text": f"individuals-{channel}.{lang}.txt.j2"}
+
+
+def message(notice: Notice, sender: str, breach_id: int):
+    """A real e-mail: text and HTML alternatives, UTF-8, ready for any mail tool."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = notice.to
+    mail["Subject"] = notice.subject
+    mail["Date"] = format_datetime(dates.now())
+    mail["Message-ID"] = make_msgid(idstring=f"breach{breach_id}", domain=sender.rsplit("@", 1)[-1])
+    mail["X-Pipolicy-Breach"] = str(breach_id)
+    mail.set_content(notice.text)
+    if notice.html:
+        mail.add_alternative(notice.html, subtype="html")
+    return mail
+
+
+def notice_bytes(notice: Notice, fmt: str, sender: str | None, breach_id: int) -> bytes:
+    if fmt == "eml":
+        from email import policy
+
+        return message(notice, sender, breach_id).as_bytes(policy=policy.SMTP)
+    if fmt == "json":
+        return (json.dumps({"user_id": notice.user_id, "channel": notice.channel, "to": notice.to, "subject": notice.subject,
+                            "text": notice.text}, ensure_ascii=False) + "\n").encode("utf-8")
+    head = f"Subject: {notice.subject}\n\n" if notice.subject else ""
+    return (head + notice.text).encode("utf-8")
+
+
+def safe_name(user_id: str) -> str:
+    """A file name from a user id that cannot leave its folder."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in user_id).lstrip(".")
+    return cleaned[:80] or "user"
+
+
+def write_folder(folder: Path, notices: Iterator[Notice], fmt: str, sender: str | None, breach_id: int) -> int:
+    """Files in subfolders of at most 1,000 (by the person's key); the previous draft here is replaced."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    manifest = folder / MANIFEST
+    if manifest.exists():
+        for name in json.loads(manifest.read_text(encoding="utf-8")):
+            target = (folder / name).resolve()
+            if folder.resolve() in target.parents:
+                target.unlink(missing_ok=True)
+    elif any(folder.iterdir()):
+        raise InvalidInput(f"--out: {folder} holds other files; name an empty folder or a previous draft's")
+    written = []
+    for notice in notices:
+        sub = folder / f"{notice.user_key // FILES_PER_FOLDER:06d}"
+        if not sub.exists():
+            sub.mkdir(mode=0o700)
+        name = f"{sub.name}/{safe_name(notice.user_id)}-{notice.user_key}.{fmt}"
+        _write_private(folder / name, notice_bytes(notice, fmt, sender, breach_id))
+        written.append(name)
+    _write_private(manifest, json.dumps(written).encode("utf-8"))
+    for sub in folder.iterdir():
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    return len(written)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def write_mbox(out: IO[bytes], notices: Iterator[Notice], sender: str, breach_id: int) -> int:
+    """Every e-mail in one mbox stream ("From " lines escaped)."""
+    from email import policy
+    from email.generator import BytesGenerator
+
+    mbox_policy = policy.SMTP.clone(linesep="\n")
+    count = 0
+    for count, notice in enumerate(notices, 1):
+        mail = message(notice, sender, breach_id)
+        mail.set_unixfrom(f"From pipolicy {dates.now():%a %b %d %H:%M:%S %Y}")
+        BytesGenerator(out, mangle_from_=True, policy=mbox_policy).flatten(mail, unixfrom=True)
+        out.write(b"\n")
+    return count
+
+
+def write_zip(path: Path, notices: Iterator[Notice], fmt: str, sender: str | None, breach_id: int) -> int:
+    import zipfile
+
+    partial = path.with_name(path.name + ".part")
+    count = 0
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for count, notice in enumerate(notices, 1):
+            name = f"{notice.user_key // FILES_PER_FOLDER:06d}/{safe_name(notice.user_id)}-{notice.user_key}.{fmt}"
+            archive.writestr(name, notice_bytes(notice, fmt, sender, breach_id))
+    partial.replace(path)  # drafting again replaces the archive whole
+    return count
+
+
+def write_stream(out: IO[bytes], notices: Iterator[Notice], fmt: str, sender: str | None, breach_id: int) -> int:
+    if fmt == "eml":
+        return write_mbox(out, notices, sender, breach_id)
+    count = 0
+    for count, notice in enumerate(notices, 1):
+        if count > 1 and fmt != "json":
+            out.write(b"\f\n")  # a form feed between notices: one page each when printed
+        out.write(notice_bytes(notice, fmt, sender, breach_id))
+    return count
+
+
+def draft_individuals(drafter: Drafter, channel: str, fmt: str, out_path: Path | None, stdout: IO[bytes]) -> dict[str, Any]:
+    """Write every individual notice where `--out` says; returns what was written and who the channel cannot reach."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"--format: must be one of {', '.join(FORMATS)}")
+    if fmt == "eml" and channel != "email":
+        raise InvalidInput("--format eml: only for --channel email")
+    notices = drafter.individuals(channel)
+    key, sender = drafter.breach["id"], drafter.sender
+    if out_path is None:
+        count, where = write_stream(stdout, notices, fmt, sender, key), "stdout"
+    elif out_path.suffix == ".mbox":
+        if fmt != "eml":
+            raise InvalidInput("--out *.mbox: holds e-mail; use --channel email (--format eml)")
+        partial = out_path.with_name(out_path.name + ".part")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            count = write_mbox(handle, notices, sender, key)
+        partial.replace(out_path)
+        where = str(out_path)
+    elif out_path.suffix == ".zip":
+        count, where = write_zip(out_path, notices, fmt, sender, key), str(out_path)
+    else:
+        count, where = write_folder(out_path, notices, fmt, sender, key), str(out_path)
+    reach = breach.reachability(drafter.register, key)
+    return {"breach": key, "audience": "individuals", "channel": channel, "format": fmt, "lang": drafter.lang,
+            "notices": count, "written_to": where, "draft": drafter.draft,
+            "not_reachable_by_channel": drafter.breach["notices"]["attached"] - reach[channel]}
