@@ -140,7 +140,8 @@ def test_email_notices_are_real_messages(cli, ready, tmp_path):
     [path] = [p for p in out.rglob("*.eml")]
     assert path.stat().st_mode & 0o777 == 0o600
     parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    assert parsed["To"] == "zhang@example.com" and parsed["From"] == "privacy@demo.example"
+    assert parsed["To"] == "zhang@example.com" and parsed["From"].addresses[0].addr_spec == "privacy@demo.example"
+    assert parsed["From"].addresses[0].display_name == "示例物联网有限公司" and parsed["Message-ID"].endswith("@demo.example>")
     assert "关于您个人信息安全事件的通知" in parsed["Subject"]
     text = parsed.get_body(("plain",)).get_content()
     html = parsed.get_body(("html",)).get_content()
@@ -156,6 +157,18 @@ def test_email_notices_are_real_messages(cli, ready, tmp_path):
     cli("breach", "draft", key, "--audience", "individuals", "--out", archive, "--db", reg)
     with zipfile.ZipFile(archive) as opened_zip:
         assert [name.endswith(".eml") for name in opened_zip.namelist()] == [True]
+
+
+def test_a_non_ascii_address_goes_through_the_email_package(cli, ready, tmp_path):
+    reg, key = ready
+    cli.json("user", "add", "u4", "--name", "王五", "--email", "王五@例子.中国", "--db", reg)
+    cli.json("breach", "affected", key, "--users", "-", "--db", reg, input="u4\n")
+    box = tmp_path / "all.mbox"
+    assert cli("breach", "draft", key, "--audience", "individuals", "--out", box, "--db", reg).exit_code == 0
+    mails = list(mailbox.mbox(str(box), factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default)))
+    assert [m["To"] for m in mails] == ["zhang@example.com", "王五@例子.中国"]
+    assert all("【您可以采取的措施】" in m.get_body(("plain",)).get_content() for m in mails)
+    assert mails[0]["Subject"] == mails[1]["Subject"] and mails[0]["From"] == mails[1]["From"]
 
 
 def test_each_channel_and_language(cli, ready):
