@@ -19,7 +19,7 @@ from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
 from pipolicy_cli.staging import ImportResult, Staging, checked_records, jobs_for
 
-ACTIONS = ("view", "use", "modify", "share", "transfer", "export")
+ACTIONS = ("view", "use", "modify", "share", "transfer", "disclose", "export")
 EVENT_FIELDS = ("at", "actor", "user_id", "categories", "purpose", "action", "basis", "source", "event_id")
 _FIELD_SET = frozenset(EVENT_FIELDS)
 _ACTION_SET = frozenset(ACTIONS)
@@ -202,12 +202,26 @@ def events(register: Register, *, user_key: int | None = None, since: str | None
 _LATEST = """(SELECT c.action || '|' || c.at || '|' || coalesce(c.written_consent, '') || '|' || coalesce(c.signal, '')
               FROM consents c WHERE c.user_key = a.user_key AND c.code = {code} AND c.at <= a.at
               ORDER BY c.at DESC, c.id DESC LIMIT 1)"""
+# A provision of data (`pipolicy_cli.provisions`): its kind, the recipient's kind and agreement, and what its
+# impact assessment covers.
+_PROVISION = """(SELECT p.kind || '|' || coalesce(r.kind, '') || '|' || coalesce(r.agreement, '') || '|' || coalesce(i.covers, '')
+                 FROM (SELECT 'share' AS kind, recipient_id, pia_id FROM shares WHERE access_id = a.id
+                       UNION ALL SELECT 'transfer', recipient_id, pia_id FROM transfers WHERE access_id = a.id
+                       UNION ALL SELECT 'disclose', NULL, pia_id FROM disclosures WHERE access_id = a.id) p
+                 LEFT JOIN recipients r ON r.id = p.recipient_id LEFT JOIN pias i ON i.id = p.pia_id)"""
+# The consent scope each provision needs, and the article that asks for it.
+PROVISION_SCOPES = {"share": ("sharing", "PIPL Art. 23"), "transfer": ("cross-border", "PIPL Art. 39"),
+                    "disclose": ("disclosure", "PIPL Art. 25")}
 VIOLATIONS_SQL = f"""
 SELECT a.id, a.at, a.actor, u.user_id, a.categories, a.purpose, a.action, a.basis,
        u.status, u.cancelled_at, u.born,
        CASE WHEN a.basis = 'consent' THEN {_LATEST.format(code='a.purpose')} END,
        CASE WHEN instr(',' || a.categories || ',', ',location,') THEN {_LATEST.format(code="'location'")} END,
-       CASE WHEN instr(',' || a.categories || ',', ',tracking,') THEN {_LATEST.format(code="'tracking'")} END
+       CASE WHEN instr(',' || a.categories || ',', ',tracking,') THEN {_LATEST.format(code="'tracking'")} END,
+       CASE WHEN a.action IN ('share', 'transfer', 'disclose') THEN {_PROVISION} END,
+       CASE a.action WHEN 'share' THEN {_LATEST.format(code="'sharing'")}
+                     WHEN 'transfer' THEN {_LATEST.format(code="'cross-border'")}
+                     WHEN 'disclose' THEN {_LATEST.format(code="'disclosure'")} END
 FROM access_log a JOIN users u ON u.id = a.user_key
 """
 
@@ -249,7 +263,7 @@ class Judge:
 
     def faults(self, row: tuple) -> list[tuple[str, str]]:
         (_, at, _, _, categories, purpose, _, basis, status, cancelled_at, born, purpose_latest,
-         location_latest, tracking_latest) = row
+         location_latest, tracking_latest, provision, scope_latest) = row
         found = []
         statutory = basis in self.statutory
         if not self.codes.known(purpose):
@@ -269,6 +283,36 @@ class Judge:
                     fault = self.consent_fault(latest, at, born, scope)
                     if fault:
                         found.append((f"{category}-{fault[0]}", fault[1]))
+        if provision:
+            # Another legal basis makes consent, separate consent included, unnecessary (PIPL Art. 13, second paragraph).
+            lawful = basis != "consent" and basis not in self.no_counterpart
+            found += self.provision_faults(provision, scope_latest, at, born, lawful)
+        return found
+
+    def provision_faults(self, provision: str, latest: str | None, at: str, born: str | None,
+                         lawful: bool) -> list[tuple[str, str]]:
+        """Sharing needs a separate consent or a legal basis, a partner a confidentiality agreement, a processor a
+        contract (entrusting is not sharing), and each kind an impact assessment (PIPL Art. 21-25, 39, 55)."""
+        kind, recipient_kind, agreement, covers = provision.split("|")
+        found = []
+        if kind == "share" and recipient_kind == "processor":
+            if not agreement:
+                found.append(("processor-without-contract", "entrusted to a processor with no contract on file (PIPL Art. 21)"))
+            needed = "entrusting"
+        else:
+            scope, article = PROVISION_SCOPES[kind]
+            needed = {"share": "sharing", "transfer": "transfer", "disclose": "disclosure"}[kind]
+            if recipient_kind == "authority":
+                if not lawful:
+                    found.append(("authority-without-legal-basis", "provided to an authority without a legal basis (PIPL Art. 13)"))
+            elif not lawful:
+                fault = self.consent_fault(latest, at, born, scope)
+                if fault:
+                    found.append((f"{scope}-{fault[0]}", f"{fault[1]} ({article} needs a separate consent)"))
+            if recipient_kind == "partner" and not agreement:
+                found.append(("partner-without-agreement", "shared with a partner with no confidentiality agreement on file (policy 3)"))
+        if needed not in covers.split(","):
+            found.append(("no-pia", f"no impact assessment covering {needed} (PIPL Art. 55)"))
         return found
 
 

@@ -65,6 +65,10 @@ def plan(register: Register, user: dict[str, Any]) -> list[dict[str, Any]]:
         {"table": "access_log", "rows": count("SELECT count(*) FROM access_log WHERE user_key = ?"),
          "effect": "kept de-identified, restricted",
          "why": "access logs are kept at least 6 months (retention floor of the profile); the link to the person goes"},
+        *({"table": table, "rows": count(f"SELECT count(*) FROM {table} WHERE user_key = ?"),
+           "effect": "kept de-identified, restricted",
+           "why": "records of providing data to others are kept at least 3 years (retention floor of the profile)"}
+          for table in ("shares", "transfers", "disclosures")),
         {"table": "requests", "rows": count("SELECT count(*) FROM requests WHERE user_key = ?"),
          "effect": "kept de-identified, restricted",
          "why": "records of requests answered are kept; the link to the person and any requester's name go"},
@@ -91,6 +95,8 @@ def erase(register: Register, user: dict[str, Any], actor: str, *, request_id: i
         erasure_id = tx.insert("erasures", {"erased_at": tx.at, "request_id": request_id, "identifiers": json.dumps(prints),
                                             "scrub_pending": 1})
         tx.execute("UPDATE access_log SET restricted_at = ? WHERE user_key = ?", (tx.at, user["id"]))
+        for table in ("shares", "transfers", "disclosures"):  # records of providing data: a 3-year floor
+            tx.execute(f"UPDATE {table} SET restricted_at = ? WHERE user_key = ?", (tx.at, user["id"]))
         tx.execute("UPDATE requests SET restricted_at = ?, requester = NULL, relation = NULL WHERE user_key = ?",
                    (tx.at, user["id"]))
         if request is not None:

@@ -15,7 +15,7 @@ import io
 import json
 from typing import IO, Any, Iterator
 
-from pipolicy_cli import breach, catalog, consents, dates, requests, settings, tasks, users
+from pipolicy_cli import breach, catalog, consents, dates, provisions, requests, settings, tasks, users
 from pipolicy_cli.register import Register
 
 FORMAT_VERSION = 1
@@ -31,6 +31,7 @@ REQUEST_FIELDS = ("id", "kind", "ground", "status", "received_at", "via", "due_o
                   "extension_reason", "verified_at", "closed_at", "reason")
 TASK_FIELDS = ("id", "request_id", "system", "action", "state", "created_at", "closed_at", "payload")
 BREACH_FIELDS = ("breach", "summary", "detected_at", "categories", "attached_at", "notices")
+PROVIDED_FIELDS = ("kind", "at", "recipient", "recipient_kind", "country", "mechanism", "categories", "purpose")
 
 
 def about(register: Register, user: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +108,15 @@ def breach_history(register: Register, user: dict[str, Any]) -> Iterator[dict[st
     return breach.for_person(register, user["id"])
 
 
+def provided(register: Register, user: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Who the person's data was provided to (shared, transferred abroad, disclosed), when and why (PIPL Art. 45)."""
+    return provisions.for_person(register, user["id"])
+
+
 SECTIONS = (("inventory", inventory, INVENTORY_FIELDS), ("consents", consent_history, CONSENT_FIELDS),
             ("access", access, ACCESS_FIELDS), ("requests", request_history, REQUEST_FIELDS),
-            ("tasks", task_history, TASK_FIELDS), ("breaches", breach_history, BREACH_FIELDS))
+            ("tasks", task_history, TASK_FIELDS), ("breaches", breach_history, BREACH_FIELDS),
+            ("provided", provided, PROVIDED_FIELDS))
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every row: an access history can be long
@@ -169,7 +176,8 @@ def write_markdown(register: Register, user: dict[str, Any], out: IO[str]) -> No
     titles = {"inventory": "Where your data is kept · 信息存放位置", "consents": "Your consents · 您的授权记录",
               "access": "Who used your data, why and on what basis · 使用记录", "requests": "Your requests · 您的请求",
               "tasks": "What our systems were asked to do · 各系统的处理任务",
-              "breaches": "Security incidents that affected you · 涉及您的安全事件"}
+              "breaches": "Security incidents that affected you · 涉及您的安全事件",
+              "provided": "Who your data was provided to · 向他人提供的记录"}
     for name, rows, fields in SECTIONS:
         out.write(f"\n## {titles[name]}\n\n| {' | '.join(f.replace('_', ' ') for f in fields)} |\n|{'---|' * len(fields)}\n")
         empty = True

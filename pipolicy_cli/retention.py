@@ -50,6 +50,9 @@ TABLES = {
     "tasks": Target("tasks", "closed_at", "state IN ('done', 'cancelled')", "payload = NULL", "payload IS NOT NULL", False),
     "breach_users": Target("breach_users", "added_at", "1", "user_key = NULL", "user_key IS NOT NULL", True),
     "notifications": Target("notifications", "sent_at", "1", "user_key = NULL", "user_key IS NOT NULL", True),
+    **{table: Target(table, "at", "1", "user_key = NULL", "user_key IS NOT NULL", True)
+       for table in ("shares", "transfers", "disclosures")},
+    "pias": Target("pias", "done_on", "1", "file_path = NULL", "file_path IS NOT NULL", False),
 }
 ITEMS = Target("data_items", "collected_at", "category = :category", "user_key = NULL, value = NULL, deidentified_at = :at",
                "(user_key IS NOT NULL OR value IS NOT NULL)", True)

@@ -30,8 +30,9 @@ def test_check_event_names_every_fault(register):
 
 
 def row(at="2026-11-01T00:00:00Z", categories="registration", purpose="service", basis="contract", status="active",
-        cancelled_at=None, born="1949-12-31", purpose_latest=None, location=None, tracking=None):
-    return (1, at, "svc", "u1", categories, purpose, "use", basis, status, cancelled_at, born, purpose_latest, location, tracking)
+        cancelled_at=None, born="1949-12-31", purpose_latest=None, location=None, tracking=None, provision=None, scope=None):
+    return (1, at, "svc", "u1", categories, purpose, "use", basis, status, cancelled_at, born, purpose_latest, location, tracking,
+            provision, scope)
 
 
 def test_the_judge(register):

@@ -10,8 +10,8 @@ from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
 from pipolicy_cli.cli import (
-    access, audit, breach, completion, config, consent, erasure, export, inventory, policy, quickstart, register, requests, retention,
-    tasks, users,
+    access, audit, breach, completion, config, consent, erasure, export, inventory, policy, provisions, quickstart, register, report,
+    requests, retention, tasks, users,
 )
 from pipolicy_cli.errors import ExitCode, PipolicyError
 
@@ -118,7 +118,13 @@ export.attach(app)
 erasure.attach(app)
 app.add_typer(retention.app, name="retention")
 app.add_typer(breach.app, name="breach")
+app.add_typer(provisions.recipient_app, name="recipient")
+app.add_typer(provisions.share_app, name="share")
+app.add_typer(provisions.transfer_app, name="transfer")
+app.add_typer(provisions.disclose_app, name="disclose")
+app.add_typer(provisions.pia_app, name="pia")
 app.add_typer(audit.app, name="audit")
+report.attach(app)
 completion.attach(app)
 
 

@@ -204,12 +204,12 @@ def steps(folder: Path) -> list[Step]:
             "6 months, Cybersecurity Law Art. 21). The dry run counts what the nightly sweep would reach; it needs no --yes.",
             ["retention", "rule", "list", *db],
         ),
-        Step("", "", ["retention", "sweep", "--dry-run", *db]),
+        Step("", "", ["retention", "sweep", "--dry-run", "--as-of", "2026-12-01 02:00", *db]),
         Step(
             "",
             "The real run works in batches, each one transaction; systems holding what a category rule reached get a "
             "task carrying the rule, not the person. From cron it needs --yes and prints JSON.",
-            ["retention", "sweep", "--yes", *db],
+            ["retention", "sweep", "--yes", "--as-of", "2026-12-01 02:00", *db],
         ),
         Step("", "", ["retention", "history", *db]),
         Step(
@@ -235,6 +235,24 @@ def steps(folder: Path) -> list[Step]:
         Step("", "", ["breach", "draft", "1", "--audience", "regulator", "--lang", "en", *db], table=False),
         Step("", "", ["breach", "show", "1", *db]),
         Step(
+            "Provide data to others, and find what each provision lacks",
+            "Sharing with another handler needs the person's separate consent or a legal basis (PIPL Art. 23), a "
+            "partner a confidentiality agreement (policy 3), a transfer abroad the separate cross-border consent "
+            "(Art. 39), and each an impact assessment (Art. 55). Nothing is refused: what is missing is flagged.",
+            ["recipient", "add", "Demo Partner Credit Co.", "--kind", "partner", "--country", "CN", *db],
+        ),
+        Step("", "", ["recipient", "add", "SG Cloud Pte. Ltd.", "--kind", "processor", "--agreement", "DPA-2026-002",
+                      "--country", "SG", *db]),
+        Step("", "", ["pia", "add", "--subject", "Hosting order records in Singapore", "--covers", "transfer",
+                      "--conclusion", "Acceptable with the standard contract and encryption at rest",
+                      "--done-on", "2026-11-28", *db]),
+        Step("", "", ["share", "log", "U00000004", "--recipient", "Demo Partner Credit Co.", "--categories", "third-party",
+                      "--purpose", "service", "--basis", "contract", "--at", "2026-11-30 10:00", *db]),
+        Step("", "", ["transfer", "log", "U00000003", "--country", "SG", "--recipient", "SG Cloud Pte. Ltd.",
+                      "--mechanism", "standard-contract", "--categories", "order", "--pia", "1",
+                      "--at", "2026-11-30 10:05", *db]),
+        Step("", "", ["transfer", "thresholds", "--year", "2026", *db]),
+        Step(
             "Ask how the register is",
             "Counts per table, the schema, the profile, and the head of the audit chain. "
             "`--check` also verifies the chain, for monitoring.",
@@ -255,6 +273,13 @@ def steps(folder: Path) -> list[Step]:
             "Keep this count and hash elsewhere (a ticket, a signed mail); `audit verify --head HASH` later "
             "proves the register still contains it, so even a cut-off tail is caught.",
             ["audit", "head", *db],
+        ),
+        Step(
+            "Report to management or an auditor",
+            "One page: counts, consent coverage, requests and tasks, findings by kind, minors, erasures, sweeps, "
+            "incidents, transfers, assessments, the audit chain, and where the policy falls short of PIPL.",
+            ["report", *db],
+            table=False,
         ),
     ]
 

@@ -376,6 +376,67 @@ def m009_breaches(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX notifications_user ON notifications(user_key)")
 
 
+def m010_sharing(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE recipients (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('affiliate', 'partner', 'processor', 'acquirer', 'authority')),
+            agreement TEXT,
+            agreement_date TEXT,
+            country TEXT,
+            contact TEXT,
+            created_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    conn.execute(
+        """CREATE TABLE pias (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            covers TEXT NOT NULL,
+            conclusion TEXT NOT NULL,
+            file_path TEXT,
+            file_sha256 TEXT,
+            done_on TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) STRICT"""
+    )
+    # Each provision of data is also an access event (action share, transfer or
+    # disclose), so `access violations` judges it at query time with the rest.
+    common = """id INTEGER PRIMARY KEY,
+            access_id INTEGER REFERENCES access_log(id) ON DELETE SET NULL,
+            user_key INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            categories TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            pia_id INTEGER REFERENCES pias(id),
+            at TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            restricted_at TEXT"""
+    conn.execute(f"""CREATE TABLE shares ({common},
+            recipient_id INTEGER NOT NULL REFERENCES recipients(id)) STRICT""")
+    conn.execute(f"""CREATE TABLE transfers ({common},
+            recipient_id INTEGER NOT NULL REFERENCES recipients(id),
+            country TEXT NOT NULL,
+            mechanism TEXT NOT NULL CHECK (mechanism IN ('security-assessment', 'standard-contract', 'certification', 'exempt')),
+            sensitive INTEGER NOT NULL DEFAULT 0 CHECK (sensitive IN (0, 1))) STRICT""")
+    conn.execute(f"""CREATE TABLE disclosures ({common},
+            channel TEXT) STRICT""")
+    for table in ("shares", "transfers", "disclosures"):
+        conn.execute(f"CREATE INDEX {table}_access ON {table}(access_id)")
+        conn.execute(f"CREATE INDEX {table}_user ON {table}(user_key)")
+    conn.execute("CREATE INDEX transfers_at ON transfers(at)")
+    conn.execute(
+        """CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY,
+            recipient_id INTEGER NOT NULL REFERENCES recipients(id),
+            reason TEXT NOT NULL CHECK (reason IN ('merger', 'acquisition', 'bankruptcy')),
+            keeps_policy INTEGER NOT NULL CHECK (keeps_policy IN (0, 1)),
+            at TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        ) STRICT"""
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
@@ -386,6 +447,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_tasks", m007_tasks),
     ("008_retention", m008_retention),
     ("009_breaches", m009_breaches),
+    ("010_sharing", m010_sharing),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]
