@@ -1,5 +1,6 @@
 """The root Typer app: wiring and the one mapping from exceptions to exit codes."""
 
+import importlib
 import os
 import signal
 import sys
@@ -9,11 +10,19 @@ import typer
 from typer.core import TyperGroup
 
 from pipolicy_cli import __version__
-from pipolicy_cli.cli import (
-    access, audit, breach, completion, config, consent, erasure, export, inventory, policy, provisions, quickstart, register, report,
-    requests, retention, tasks, users,
-)
+from pipolicy_cli.cli import completion, erasure, export, quickstart, register, report
 from pipolicy_cli.errors import ExitCode, PipolicyError
+
+# Command groups are built when used: turning every command's signature into a
+# click command costs about as much as importing typer, and `pipolicy --help`
+# (or `pipolicy user add`) needs one group at most. name -> "module:attribute".
+GROUPS = {
+    "config": "config:app", "user": "users:app", "policy": "policy:app", "consent": "consent:app",
+    "system": "inventory:system_app", "data": "inventory:data_app", "access": "access:app", "request": "requests:app",
+    "task": "tasks:app", "backup": "erasure:backup_app", "retention": "retention:app", "breach": "breach:app",
+    "recipient": "provisions:recipient_app", "share": "provisions:share_app", "transfer": "provisions:transfer_app",
+    "disclose": "provisions:disclose_app", "pia": "provisions:pia_app", "audit": "audit:app",
+}
 
 
 class Terminated(BaseException):
@@ -21,7 +30,33 @@ class Terminated(BaseException):
 
 
 class PipolicyGroup(TyperGroup):
-    """Maps every exception to one line on stderr and its exit code."""
+    """Maps every exception to one line on stderr and its exit code; builds command groups on first use."""
+
+    _listing = False
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*super().list_commands(ctx), *GROUPS]
+
+    def get_command(self, ctx, name: str):
+        if name not in GROUPS:
+            return super().get_command(ctx, name)
+        module, attribute = GROUPS[name].split(":")
+        sub_app = getattr(importlib.import_module(f"pipolicy_cli.cli.{module}"), attribute)
+        if self._listing:  # the top-level help needs only the name and the help line
+            return TyperGroup(name=name, help=sub_app.info.help)
+        group = typer.main.get_command(sub_app)
+        group.name = name
+        # Built as a root, a group gets typer's own completion options; pipolicy has `completion` instead.
+        group.params = [param for param in group.params if param.name not in ("install_completion", "show_completion")]
+        _same_markup(group, self.rich_markup_mode)
+        return group
+
+    def format_help(self, ctx, formatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def invoke(self, ctx):
         from pipolicy_cli.cli.output import Output
@@ -69,6 +104,13 @@ def _report_internal(exc: Exception) -> None:
     _report(f"internal error: {type(exc).__name__}{where}", ExitCode.ERROR, "internal")
 
 
+def _same_markup(command, mode) -> None:
+    """A group built on its own gets typer's default markup; use the root's (plain when piped)."""
+    command.rich_markup_mode = mode
+    for sub in getattr(command, "commands", {}).values():
+        _same_markup(sub, mode)
+
+
 def _markup_mode():
     # Rich help on a terminal; plain, fast help when piped (scripts, README).
     return "rich" if sys.stdout.isatty() and "NO_COLOR" not in os.environ else None
@@ -105,28 +147,10 @@ def main(
 
 register.attach(app)
 quickstart.attach(app)
-app.add_typer(config.app, name="config")
-app.add_typer(users.app, name="user")
-app.add_typer(policy.app, name="policy")
-app.add_typer(consent.app, name="consent")
-app.add_typer(inventory.system_app, name="system")
-app.add_typer(inventory.data_app, name="data")
-app.add_typer(access.app, name="access")
-app.add_typer(requests.app, name="request")
-app.add_typer(tasks.app, name="task")
 export.attach(app)
 erasure.attach(app)
-app.add_typer(retention.app, name="retention")
-app.add_typer(breach.app, name="breach")
-app.add_typer(provisions.recipient_app, name="recipient")
-app.add_typer(provisions.share_app, name="share")
-app.add_typer(provisions.transfer_app, name="transfer")
-app.add_typer(provisions.disclose_app, name="disclose")
-app.add_typer(provisions.pia_app, name="pia")
-app.add_typer(audit.app, name="audit")
 report.attach(app)
 completion.attach(app)
-
 
 def run() -> None:
     def on_sigterm(signum, frame):

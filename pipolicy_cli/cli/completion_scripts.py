@@ -34,7 +34,9 @@ def tree(app: typer.Typer) -> list[Node]:
     nodes: list[Node] = []
 
     def walk(command, path: str) -> None:
-        subcommands = getattr(command, "commands", {})
+        context = typer.Context(command)
+        names = command.list_commands(context) if hasattr(command, "list_commands") else []
+        subcommands = {name: command.get_command(context, name) for name in names}
         visible = {name: sub for name, sub in sorted(subcommands.items()) if not getattr(sub, "hidden", False)}
         options, arguments = [], []
         for param in command.params:

@@ -134,5 +134,4 @@ def replay(
 
 
 def attach(app: typer.Typer) -> None:
-    app.command()(erase)
-    app.add_typer(backup_app, name="backup")
+    app.command()(erase)  # `backup` is one of the root's lazily built groups

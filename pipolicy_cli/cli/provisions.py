@@ -11,10 +11,10 @@ from pipolicy_cli.cli.output import Format
 from pipolicy_cli.errors import ExitCode
 
 recipient_app = typer.Typer(help="Who data is provided to: affiliates, partners, processors, acquirers, authorities.", no_args_is_help=True)
-share_app = typer.Typer(help="Providing data to another handler (PIPL Art. 23) or entrusting a processor (Art. 21).", no_args_is_help=True)
-transfer_app = typer.Typer(help="Transfers abroad (PIPL Art. 38-40) and the CAC's volume thresholds.", no_args_is_help=True)
-disclose_app = typer.Typer(help="Public disclosure of personal information (PIPL Art. 25).", no_args_is_help=True)
-pia_app = typer.Typer(help="Personal information impact assessments (PIPL Art. 55-56).", no_args_is_help=True)
+share_app = typer.Typer(help="Providing data to another handler, or entrusting a processor; PIPL Articles 23 and 21.", no_args_is_help=True)
+transfer_app = typer.Typer(help="Transfers abroad and the CAC's volume thresholds; PIPL Articles 38 to 40.", no_args_is_help=True)
+disclose_app = typer.Typer(help="Public disclosure of personal information; PIPL Article 25.", no_args_is_help=True)
+pia_app = typer.Typer(help="Personal information impact assessments, kept three years; PIPL Articles 55 and 56.", no_args_is_help=True)
 
 
 class RecipientKind(str, Enum):
