@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from pipolicy_cli import catalog, dates, fields, readers, settings
+from pipolicy_cli import catalog, dates, fields, settings, users
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 
@@ -240,32 +240,6 @@ def query(register: Register, *, overdue: bool = False, status: str | None = Non
                "overdue": bool(late)}
 
 
-def _load_users(register: Register, path, table: str) -> None:
-    """The users named in the file, checked in full into a temporary table; any unknown one refuses them all."""
-    conn = register.conn
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (row_no INTEGER, user_id TEXT)")
-    conn.execute(f"DELETE FROM temp.{table}")
-    problems = []
-    batch = []
-    for number, value in readers.user_ids(path):
-        if isinstance(value, readers.RowProblem):
-            problems.append(f"row {number}: {value.field}: {value.reason}")
-        else:
-            batch.append((number, value))
-        if len(batch) >= 10_000:
-            conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?)", batch)
-            batch.clear()
-    conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?)", batch)
-    problems += [f"row {number}: user_id: no such user" for (number,) in conn.execute(
-        f"SELECT row_no FROM temp.{table} w WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = w.user_id) "
-        "ORDER BY row_no LIMIT 1000")]
-    if problems:
-        raise InvalidInput(problems[0] if len(problems) == 1 else f"{len(problems)} rows are invalid; nothing was changed",
-                           problems=problems)
-    if not conn.execute(f"SELECT 1 FROM temp.{table} LIMIT 1").fetchone():
-        raise InvalidInput("--users: no user ids")
-
-
 def attach(register: Register, key: int, actor: str, *, users_path=None, category: str | None = None,
            accessed_between: tuple[str, str] | None = None) -> dict[str, Any]:
     """Attach the affected: a list of users, everyone the inventory holds a category of, or everyone whose data of
@@ -278,7 +252,7 @@ def attach(register: Register, key: int, actor: str, *, users_path=None, categor
     if category is not None and category not in catalog.codes("categories", settings.policy_catalog(register)):
         raise InvalidInput("--category: not a category of the catalog")
     if users_path is not None:
-        _load_users(register, users_path, "affected")
+        users.stage_list(register, users_path, "affected")
         source = "SELECT u.id, ? FROM temp.affected w JOIN users u ON u.user_id = w.user_id"
         params: tuple = (",".join(row["categories"]) or None,)
     elif accessed_between:
@@ -314,7 +288,7 @@ def mark_sent(register: Register, key: int, actor: str, *, users_path, channel: 
     if channel not in CHANNELS:
         raise InvalidInput(f"--channel: must be one of {', '.join(CHANNELS)}")
     moment = settings.time_option(register, at, "--at")
-    _load_users(register, users_path, "told")
+    users.stage_list(register, users_path, "told")
     stray = [f"row {number}: user_id: not attached to breach {key}" for (number,) in register.conn.execute(
         """SELECT w.row_no FROM temp.told w JOIN users u ON u.user_id = w.user_id
            WHERE NOT EXISTS (SELECT 1 FROM breach_users b WHERE b.breach_id = ? AND b.user_key = u.id)

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipolicy_cli import catalog, dates, fields, readers, settings
+from pipolicy_cli import catalog, dates, fields, settings
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
 
@@ -108,25 +108,14 @@ def _pia_row(values: tuple) -> dict[str, Any]:
 
 
 def _people(register: Register, user: dict[str, Any] | None, users_path: Path | None) -> list[tuple[int, str]]:
-    """(user key, user_id) of one person, or of everyone in a file of users; an unknown id refuses them all."""
+    """(user key, user_id) of one person, or of everyone in a file of users."""
     if user is not None:
         return [(user["id"], user["user_id"])]
-    found, problems = [], []
-    for number, value in readers.user_ids(users_path):
-        if isinstance(value, readers.RowProblem):
-            problems.append(f"row {number}: {value.field}: {value.reason}")
-            continue
-        row = register.conn.execute("SELECT id FROM users WHERE user_id = ?", (value,)).fetchone()
-        if row is None:
-            problems.append(f"row {number}: user_id: no such user")
-        else:
-            found.append((row[0], value))
-    if problems:
-        raise InvalidInput(problems[0] if len(problems) == 1 else f"{len(problems)} rows are invalid; nothing was recorded",
-                           problems=problems)
-    if not found:
-        raise InvalidInput("--users: no user ids")
-    return found
+    from pipolicy_cli import users
+
+    users.stage_list(register, users_path, "listed")
+    return register.conn.execute(
+        "SELECT u.id, u.user_id FROM temp.listed w JOIN users u ON u.user_id = w.user_id ORDER BY w.row_no").fetchall()
 
 
 def log(register: Register, kind: str, actor: str, *, user: dict[str, Any] | None = None, users_path: Path | None = None,

@@ -209,3 +209,32 @@ def record_reveal(register: Register, keys: list[int], actor: str, command: str)
     with register.transaction(actor, command) as tx:
         for key in keys:
             tx.record("reveal", "users", key)
+
+
+def stage_list(register: Register, path, table: str) -> None:
+    """A file of users (`--users FILE|-`) checked in full into the temporary table `temp.TABLE(row_no, user_id)`;
+    a bad row or an unknown id refuses them all. A temporary table keeps a list of a million people out of Python."""
+    from pipolicy_cli import readers
+
+    conn = register.conn
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (row_no INTEGER, user_id TEXT)")
+    conn.execute(f"DELETE FROM temp.{table}")
+    problems = []
+    batch = []
+    for number, value in readers.user_ids(path):
+        if isinstance(value, readers.RowProblem):
+            problems.append(f"row {number}: {value.field}: {value.reason}")
+        else:
+            batch.append((number, value))
+        if len(batch) >= 10_000:
+            conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?)", batch)
+            batch.clear()
+    conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?)", batch)
+    problems += [f"row {number}: user_id: no such user" for (number,) in conn.execute(
+        f"SELECT row_no FROM temp.{table} w WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = w.user_id) "
+        "ORDER BY row_no LIMIT 1000")]
+    if problems:
+        raise InvalidInput(problems[0] if len(problems) == 1 else f"{len(problems)} rows are invalid; nothing was changed",
+                           problems=problems)
+    if not conn.execute(f"SELECT 1 FROM temp.{table} LIMIT 1").fetchone():
+        raise InvalidInput("--users: no user ids")
