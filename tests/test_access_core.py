@@ -53,3 +53,23 @@ def test_the_judge(register):
     assert [c for c, _ in judge.faults(kid)] == ["minor-without-guardian"]
     with_guardian = row(purpose="surveys", basis="consent", born="2015-06-01", purpose_latest="grant|2026-01-01T00:00:00Z|form-1|")
     assert judge.faults(with_guardian) == []
+
+
+def test_import_batch_in_several_statements_keeps_order_and_keys(register, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(access, "STATEMENT_ROWS", 2)  # a batch of 5 rows becomes up to 3 INSERT statements
+    rows = [{"at": "2026-11-01T00:00:00Z", "actor": "svc", "user_id": "u1", "categories": "registration",
+             "purpose": "service", "action": "view", "basis": "contract", "source": "s", "event_id": str(n)}
+            for n in range(12)]
+    rows[3]["user_id"] = "ghost"  # invalid, skipped with skip_invalid
+    rows[7]["event_id"] = "2"     # resent within the file: skipped
+    path = tmp_path / "e.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = access.import_events(register, path, "ndjson", "t", skip_invalid=True, batch_size=5, jobs=1)
+    assert (result.inserted, result.skipped, result.invalid) == (10, 1, 1)
+    stored = register.conn.execute("SELECT id, event_id FROM access_log ORDER BY id").fetchall()
+    assert stored == list(enumerate(["0", "1", "2", "4", "5", "6", "8", "9", "10", "11"], 1))
+    details = [json.loads(e)["detail"] for (e,) in register.conn.execute(
+        "SELECT event FROM audit_events WHERE event LIKE '%access import%' ORDER BY seq")]
+    assert [(d["inserted"], d["keys"]) for d in details] == [(5, [1, 5]), (5, [6, 10])]
