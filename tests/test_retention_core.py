@@ -55,3 +55,10 @@ def test_the_lock_is_exclusive(register):
         with pytest.raises(Locked):
             sweep.Sweep(register, "t").run()
     assert sweep.Sweep(register, "t").run()["state"] == "done"
+
+
+def test_a_new_register_gives_free_pages_back_in_place(tmp_path):
+    reg, _ = Register.create_or_migrate(tmp_path / "fresh.db", "test")
+    with reg:
+        assert reg.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert reg.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

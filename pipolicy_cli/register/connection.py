@@ -64,6 +64,10 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         for pragma in _PRAGMAS:
             conn.execute(pragma)
         if create:
+            if path.stat().st_size == 0:
+                # Only an empty file takes it, before WAL writes the header: the retention sweep can then give
+                # free pages back in place (incremental vacuum) instead of copying the register.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise StorageError(f"register at {path}: cannot switch to WAL journal mode (got {mode})")

@@ -137,9 +137,6 @@ class Register:
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1"
             ).fetchone():
                 raise StorageError(f"{path} is an SQLite database but not a pipolicy register; choose another path")
-            if not done:
-                # Set before the first table: the sweep can then give free pages back without copying the file.
-                register.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             applied = []
             for name, step in migrations.pending(done):
                 with register.transaction(actor, "init") as tx:
