@@ -133,6 +133,28 @@ def test_nothing_the_sweep_deleted_remains_in_the_files(cli, reg):
     assert not marker_in_files(reg)
 
 
+def test_a_sweep_that_frees_a_quarter_of_the_file_gives_the_pages_back_in_place(cli, reg, tmp_path):
+    def old_events(start: int) -> Path:
+        path = tmp_path / f"old-{start}.ndjson"
+        with path.open("w", encoding="utf-8") as handle:
+            for number in range(start, start + 12_000):
+                handle.write(json.dumps({"at": "2024-01-01 12:00", "actor": "svc-" + "x" * 190, "user_id": "alice",
+                                         "categories": "registration", "purpose": "service", "action": "view",
+                                         "basis": "contract", "source": "app", "event_id": f"{number:0>150}"}) + "\n")
+        return path
+
+    def pragmas() -> tuple[int, int]:
+        with sqlite3.connect(reg) as conn:
+            return conn.execute("PRAGMA auto_vacuum").fetchone()[0], conn.execute("PRAGMA freelist_count").fetchone()[0]
+
+    for start in (0, 12_000):  # the first sweep VACUUMs (and converts the register), the second vacuums in place
+        cli.json("access", "import", old_events(start), "--db", reg)
+        size = Path(reg).stat().st_size
+        assert sweep(cli, reg, "--as-of", "2026-01-01")["counts"]["table access_log: delete"] == 12_000
+        assert pragmas() == (2, 0)  # INCREMENTAL, no free page left
+        assert Path(reg).stat().st_size < size / 2
+
+
 def test_verified_deletions_whose_systems_are_done_are_carried_out(cli, reg):
     key = str(cli.json("request", "open", "alice", "--kind", "deletion", "--ground", "user-left", "--db", reg)["id"])
     cli.json("request", "verify", key, "--method", "counter", "--db", reg)
