@@ -147,7 +147,7 @@ def test_a_sweep_that_frees_a_quarter_of_the_file_gives_the_pages_back_in_place(
         with sqlite3.connect(reg) as conn:
             return conn.execute("PRAGMA auto_vacuum").fetchone()[0], conn.execute("PRAGMA freelist_count").fetchone()[0]
 
-    for start in (0, 12_000):  # the first sweep VACUUMs (and converts the register), the second vacuums in place
+    for start in (0, 12_000):  # registers start INCREMENTAL (an older one is converted by its first full VACUUM)
         cli.json("access", "import", old_events(start), "--db", reg)
         size = Path(reg).stat().st_size
         assert sweep(cli, reg, "--as-of", "2026-01-01")["counts"]["table access_log: delete"] == 12_000
