@@ -106,37 +106,28 @@ def _reports(task_id: str, outcome: str, note: Optional[str]) -> list:
     return reports
 
 
-@app.command("done")
-def done(
-    task_id: TaskId,
-    note: Annotated[Optional[str], typer.Option("--note", help="What the system did.", show_default=False)] = None,
-    db: options.Db = None,
-    actor: options.Actor = None,
-    fmt: options.FormatOpt = Format.auto,
-    as_json: options.Json = False,
-) -> None:
-    """Report tasks done; reporting one again changes nothing."""
-    from pipolicy_cli import tasks
+def _reporting(name: str, outcome: str, option: str, option_help: str, doc: str) -> None:
+    """`done` and `fail` share one shape: ID or '-', one text option, the states after."""
 
-    out = options.output(fmt, as_json)
-    reports = _reports(task_id, "done", note)
-    with options.open_register(db) as register:
-        out.rows(tasks.report(register, reports, options.actor(actor)), ["id", "state", "changed"])
+    def command(
+        task_id: TaskId,
+        text: Annotated[Optional[str], typer.Option(option, help=option_help, show_default=False)] = None,
+        db: options.Db = None,
+        actor: options.Actor = None,
+        fmt: options.FormatOpt = Format.auto,
+        as_json: options.Json = False,
+    ) -> None:
+        from pipolicy_cli import tasks
+
+        out = options.output(fmt, as_json)
+        reports = _reports(task_id, outcome, text)
+        with options.open_register(db) as register:
+            out.rows(tasks.report(register, reports, options.actor(actor)), ["id", "state", "changed"])
+
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
-@app.command("fail")
-def fail(
-    task_id: TaskId,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the system could not do it.", show_default=False)] = None,
-    db: options.Db = None,
-    actor: options.Actor = None,
-    fmt: options.FormatOpt = Format.auto,
-    as_json: options.Json = False,
-) -> None:
-    """Report tasks a system could not carry out, with the reason; they keep the request open."""
-    from pipolicy_cli import tasks
-
-    out = options.output(fmt, as_json)
-    reports = _reports(task_id, "failed", reason)
-    with options.open_register(db) as register:
-        out.rows(tasks.report(register, reports, options.actor(actor)), ["id", "state", "changed"])
+_reporting("done", "done", "--note", "What the system did.", "Report tasks done; reporting one again changes nothing.")
+_reporting("fail", "failed", "--reason", "Why the system could not do it.",
+           "Report tasks a system could not carry out, with the reason; they keep the request open.")
