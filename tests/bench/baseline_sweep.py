@@ -40,8 +40,8 @@ def main() -> None:
     result = {"deleted": deleted, "checkpoint": list(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())}
     if args.vacuum:
         (mode,) = conn.execute("PRAGMA auto_vacuum").fetchone()
-        # incremental_vacuum frees one page per step: fetch every row, or it stops after one
-        conn.execute("PRAGMA incremental_vacuum" if mode == 2 else "VACUUM").fetchall()
+        # incremental_vacuum frees one page per step and execute() takes one step: executescript() runs it out
+        conn.executescript("PRAGMA incremental_vacuum;" if mode == 2 else "VACUUM;")
         result["vacuum"] = "incremental" if mode == 2 else "full"
         result["checkpoint"] = list(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
     print(json.dumps(result))

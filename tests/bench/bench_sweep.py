@@ -32,6 +32,9 @@ Timed, each a fresh process, wall clock and peak memory (the larger of
 - baseline: baseline_sweep.py on RAW: the register's pragmas, `DELETE FROM
   access_log WHERE at < CUTOFF` in one transaction, `PRAGMA
   wal_checkpoint(TRUNCATE)`. No vacuum.
+- with `--vacuum-baseline`, for context: the same followed by what the
+  sweep's tidy-up does on that file (`incremental_vacuum`, or a full VACUUM
+  under auto_vacuum=NONE) and a second checkpoint.
 
 Runs alternate order over --repeat rounds; the median is reported.
 
@@ -47,7 +50,7 @@ Targets:
   of the register in memory, exceeds it at 10,000,000 events. The baseline's
   peak (same cache cap) is printed beside it.
 
-    python tests/bench/bench_sweep.py [--users 1000000] [--events 10000000] [--repeat 1] [--batch-size N ...] [--shuffled] [--incremental] [--keep]
+    python tests/bench/bench_sweep.py [--users 1000000] [--events 10000000] [--repeat 1] [--batch-size N ...] [--shuffled] [--incremental] [--vacuum-baseline] [--keep]
 """
 
 from __future__ import annotations
@@ -167,6 +170,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, action="append",
                         help="passed to the sweep (default: the sweep's own); repeat it to time several, each its own row")
     parser.add_argument("--shuffled", action="store_true", help="times at random, not following the ids")
+    parser.add_argument("--vacuum-baseline", action="store_true",
+                        help="also time the baseline followed by the sweep's tidy-up (baseline_sweep.py --vacuum), for context")
     parser.add_argument("--incremental", action="store_true",
                         help="make the register auto_vacuum=INCREMENTAL first (untimed; `pipolicy init` leaves it NONE)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
@@ -217,7 +222,8 @@ def main() -> None:
 
         sizes_asked = args.batch_size or [None]  # None: the sweep's own default
         names = [f"project {b}" if b else "project" for b in sizes_asked]
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in [*names, "baseline"]}
+        baselines = ["baseline", "baseline+vacuum"] if args.vacuum_baseline else ["baseline"]
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in [*names, *baselines]}
         for i in range(args.repeat):
             copies = {name: workdir / f"{name.replace(' ', '-')}-{i}.db" for name in samples}
             for copy in copies.values():
@@ -228,6 +234,8 @@ def main() -> None:
                 for name, b in zip(names, sizes_asked)
             }
             runs["baseline"] = [sys.executable, str(BASELINE), str(copies["baseline"]), CUTOFF]
+            if args.vacuum_baseline:
+                runs["baseline+vacuum"] = [sys.executable, str(BASELINE), str(copies["baseline+vacuum"]), CUTOFF, "--vacuum"]
             order = list(runs) if i % 2 == 0 else list(reversed(runs))
             for name in order:
                 seconds, mb, stdout = measure(f"sweep-{name.replace(' ', '-')}-{i}", runs[name], env, workdir)
@@ -235,7 +243,7 @@ def main() -> None:
                 result = json.loads(stdout)
                 db = copies[name]
                 left = count_events(db)
-                project = name != "baseline"
+                project = name not in baselines
                 deleted = result["counts"][LABEL] if project else result["deleted"]
                 if deleted != old or left != n - old or (project and result["state"] != "done"):
                     sys.exit(f"{name} is wrong: deleted {deleted:,}, {left:,} events left, expected {old:,} and "
@@ -256,6 +264,11 @@ def main() -> None:
                      old / median(name, 0), baseline_rate, RATE_TARGET, " rows/s")
             for name, b in zip(names, sizes_asked)
         ]
+        if args.vacuum_baseline:
+            vacuum_rate = old / median("baseline+vacuum", 0)
+            rows += [Row(f"  the same against raw DELETE + vacuum (context)" + (f", --batch-size {b:,}" if b else ""),
+                         rate(old / median(name, 0), " rows/s"), rate(vacuum_rate, " rows/s"),
+                         old / median(name, 0) / vacuum_rate, "-", None) for name, b in zip(names, sizes_asked)]
         project_mb = max(median(name, 1) for name in names)
         rows.append(Row("peak memory of the sweep" + (" (largest)" if len(names) > 1 else ""), f"{project_mb:.1f} MB",
                         f"{baseline_mb:.1f} MB", project_mb / baseline_mb, f"< {MEMORY_TARGET_MB} MB",
