@@ -35,6 +35,10 @@ VACUUM_MIN_PAGES = 2048  # ...and that is worth the work
 # and a checkpoint after each batch copied them all into the file again each time. The sweep's own
 # TRUNCATE checkpoint at the end empties the WAL as before.
 BATCH_WAL_PAGES = 65_536
+# Without --batch-size, batches grow while one commits well within BATCH_SECONDS: a batch rewrites every
+# index page it touches, so 10,000-row batches deleted at a third of a single DELETE's rate, and larger ones
+# approach it; other writers wait at most about one batch (their busy timeout is 60 s).
+FIRST_BATCH, MAX_BATCH, BATCH_SECONDS = 10_000, 1_000_000, 3.0
 COLUMNS = ("id", "started_at", "finished_at", "as_of", "state", "stop_reason", "resumed", "counts", "attention", "actor")
 
 
@@ -111,12 +115,14 @@ def _ready_deletions(register: Register) -> list[int]:
 class Sweep:
     """One run: resumes an interrupted sweep at the same `as_of`, else starts one."""
 
-    def __init__(self, register: Register, actor: str, *, as_of: str | None = None, batch_size: int = 10_000,
+    def __init__(self, register: Register, actor: str, *, as_of: str | None = None, batch_size: int | None = None,
                  max_seconds: float | None = None, should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[str, int], None] | None = None):
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise InvalidInput("--batch-size: at least 1")
-        self.register, self.actor, self.batch_size = register, actor, batch_size
+        self.register, self.actor = register, actor
+        self.fixed_batch = batch_size is not None
+        self.batch_size = batch_size or FIRST_BATCH
         self.requested_as_of = as_of
         self.deadline = time.monotonic() + max_seconds if max_seconds is not None else None
         self.should_stop = should_stop
@@ -177,12 +183,14 @@ class Sweep:
     def _apply(self, rule: dict[str, Any]) -> bool:
         """Every batch of one rule; False when the sweep must stop."""
         target, action, label = retention.target_of(rule), rule["action"], _label(rule)
-        params = {"cutoff": _cutoff(self.as_of, rule["keep"]), "category": rule["target"], "limit": self.batch_size}
+        params = {"cutoff": _cutoff(self.as_of, rule["keep"]), "category": rule["target"]}
         where = _where(target, action)
         last, systems = 0, set()
         while True:
             if self._stopping():
                 return False
+            params["limit"] = self.batch_size
+            started = time.monotonic()
             with self.register.transaction(self.actor, "retention sweep") as tx:
                 count, first, final = tx.execute(
                     f"""SELECT count(*), min(id), max(id) FROM (
@@ -207,9 +215,18 @@ class Sweep:
                                                           "keys": [first, final], "sweep": self.key})
             last = final
             self.progress(label, changed)
+            self._size_next_batch(time.monotonic() - started, count)
         if systems:
             self._tell_systems(rule, params["cutoff"], systems)
         return True
+
+    def _size_next_batch(self, seconds: float, rows: int) -> None:
+        if self.fixed_batch or rows < self.batch_size:
+            return
+        if seconds < BATCH_SECONDS / 2:
+            self.batch_size = min(self.batch_size * 2, MAX_BATCH)
+        elif seconds > BATCH_SECONDS * 2:
+            self.batch_size = max(self.batch_size // 2, FIRST_BATCH)
 
     def _count(self, tx, label: str, rows: int) -> None:
         """Add to the sweep's count in the transaction that changed the rows: a resumed sweep never counts twice."""
