@@ -217,9 +217,6 @@ _PROVISION = """(SELECT p.kind || '|' || coalesce(r.kind, '') || '|' || coalesce
                        UNION ALL SELECT 'transfer', recipient_id, pia_id FROM transfers WHERE access_id = a.id
                        UNION ALL SELECT 'disclose', NULL, pia_id FROM disclosures WHERE access_id = a.id) p
                  LEFT JOIN recipients r ON r.id = p.recipient_id LEFT JOIN pias i ON i.id = p.pia_id)"""
-# The consent scope each provision needs, and the article that asks for it.
-PROVISION_SCOPES = {"share": ("sharing", "PIPL Art. 23"), "transfer": ("cross-border", "PIPL Art. 39"),
-                    "disclose": ("disclosure", "PIPL Art. 25")}
 VIOLATIONS_SQL = f"""
 SELECT a.id, a.at, a.actor, u.user_id, a.categories, a.purpose, a.action, a.basis,
        u.status, u.cancelled_at, u.born,
@@ -245,6 +242,8 @@ class Judge:
         profile_code = settings.jurisdiction(register)
         mapping = catalog.load_profile(profile_code)["bases"]
         self.no_counterpart = frozenset(code for code, rule in mapping.items() if not rule.get("law"))
+        self.provisions = catalog.load_profile(profile_code).get("provisions", {})
+        self.sharing = cat.get("sharing", {})
         self.profile = profile_code
         self.zone = settings.local_zone(register)
         self.guardian_age = settings.guardian_age(register)[0]
@@ -299,28 +298,30 @@ class Judge:
 
     def provision_faults(self, provision: str, latest: str | None, at: str, born: str | None,
                          lawful: bool) -> list[tuple[str, str]]:
-        """Sharing needs a separate consent or a legal basis, a partner a confidentiality agreement, a processor a
-        contract (entrusting is not sharing), and each kind an impact assessment (PIPL Art. 21-25, 39, 55)."""
+        """What providing data lacks under the profile's `[provisions]` and the policy's `[sharing]`: a separate
+        consent unless another legal basis applies, a processor's contract (entrusting is not sharing), a
+        partner's confidentiality agreement, an authority's legal basis, an impact assessment."""
         kind, recipient_kind, agreement, covers = provision.split("|")
-        found = []
         if kind == "share" and recipient_kind == "processor":
-            if not agreement:
-                found.append(("processor-without-contract", "entrusted to a processor with no contract on file (PIPL Art. 21)"))
-            needed = "entrusting"
+            rule = self.provisions.get("entrust", {})
+            found = [] if agreement else [("processor-without-contract",
+                                           f"entrusted to a processor with no contract on file ({rule.get('contract_source')})")]
         else:
-            scope, article = PROVISION_SCOPES[kind]
-            needed = {"share": "sharing", "transfer": "transfer", "disclose": "disclosure"}[kind]
+            rule, found = self.provisions.get(kind, {}), []
             if recipient_kind == "authority":
                 if not lawful:
-                    found.append(("authority-without-legal-basis", "provided to an authority without a legal basis (PIPL Art. 13)"))
-            elif not lawful:
-                fault = self.consent_fault(latest, at, born, scope)
+                    found.append(("authority-without-legal-basis",
+                                  f"provided to an authority without a legal basis ({self.provisions['authority']['source']})"))
+            elif not lawful and rule.get("scope"):
+                fault = self.consent_fault(latest, at, born, rule["scope"])
                 if fault:
-                    found.append((f"{scope}-{fault[0]}", f"{fault[1]} ({article} needs a separate consent)"))
-            if recipient_kind == "partner" and not agreement:
-                found.append(("partner-without-agreement", "shared with a partner with no confidentiality agreement on file (policy 3)"))
-        if needed not in covers.split(","):
-            found.append(("no-pia", f"no impact assessment covering {needed} (PIPL Art. 55)"))
+                    found.append((f"{rule['scope']}-{fault[0]}", f"{fault[1]} ({rule['scope_source']})"))
+            if recipient_kind == "partner" and not agreement and self.sharing.get("partner_agreement"):
+                found.append(("partner-without-agreement",
+                              f"shared with a partner with no confidentiality agreement on file (policy {self.sharing['clause']})"))
+        needed = rule.get("assessment")
+        if needed and needed not in covers.split(","):
+            found.append(("no-pia", f"no impact assessment covering {needed} ({rule['assessment_source']})"))
         return found
 
 

@@ -177,3 +177,13 @@ def test_the_report_on_the_demo_register_matches_the_stored_one(cli, tmp_path):
     assert cli("report", "--fail-on-attention", "--db", db).exit_code == 5
     markdown = cli("report", "--db", db).stdout
     assert "| partner-without-agreement" in markdown and "## Where the policy falls short of the law" in markdown
+
+
+def test_the_profile_decides_what_providing_data_needs(cli, reg):
+    """GDPR asks for a lawful basis, not a separate consent or an assessment per provision; the policy's own
+    confidentiality agreement still applies."""
+    cli.json("config", "set", "jurisdiction", "gdpr", "--db", reg)
+    assert reasons(cli, reg, "share", "u1", "--recipient", "Sister Co", "--categories", "order", "--purpose", "service",
+                   "--basis", "contract", expect_flagged=False) == []
+    assert reasons(cli, reg, "share", "u1", "--recipient", "Loose Partner", "--categories", "order", "--purpose", "service",
+                   "--basis", "contract") == ["partner-without-agreement"]
