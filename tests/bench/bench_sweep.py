@@ -18,6 +18,14 @@ switches to WAL before it asks for INCREMENTAL, which then has no effect);
 was created right, or already swept once since the sweep's first VACUUM
 converts it, would be.
 
+`--template PATH` skips the building (about 16 minutes at 10,000,000 events):
+PATH, a register built by an earlier run (`--keep`), maybe at an older
+migration, is copied, `pipolicy init --db COPY` brings it to the current
+schema, and, unless it already is, it is converted to auto_vacuum=INCREMENTAL
+(`PRAGMA auto_vacuum=INCREMENTAL; VACUUM`, untimed), as `pipolicy init` now
+creates registers; N and E are then counted in it (--users and --events are
+ignored). Its key file must still be where its settings say.
+
 Timed, each a fresh process, wall clock and peak memory (the larger of
 `os.wait4`'s ru_maxrss and the summed RSS of the process tree, sampled):
 
@@ -50,7 +58,10 @@ Targets:
   of the register in memory, exceeds it at 10,000,000 events. The baseline's
   peak (same cache cap) is printed beside it.
 
-    python tests/bench/bench_sweep.py [--users 1000000] [--events 10000000] [--repeat 1] [--batch-size N ...] [--shuffled] [--incremental] [--vacuum-baseline] [--keep]
+`--batch-size 0` stands for the sweep's own (no --batch-size passed), so one
+invocation may time it beside fixed sizes.
+
+    python tests/bench/bench_sweep.py [--users 1000000] [--events 10000000] [--repeat 1] [--batch-size N ...] [--shuffled] [--incremental] [--template PATH] [--vacuum-baseline] [--keep]
 """
 
 from __future__ import annotations
@@ -155,6 +166,14 @@ def make_incremental(db: Path) -> None:
         conn.close()
 
 
+def auto_vacuum(db: Path) -> int:
+    conn = sqlite3.connect(str(db))
+    try:
+        return conn.execute("PRAGMA auto_vacuum").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def run(cmd: list[str], env: dict, what: str) -> str:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -168,12 +187,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000, help="access events, half of them old (default 10,000,000)")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of each (default 1)")
     parser.add_argument("--batch-size", type=int, action="append",
-                        help="passed to the sweep (default: the sweep's own); repeat it to time several, each its own row")
+                        help="passed to the sweep (default: the sweep's own, also asked for with 0); repeat it to time several, each its own row")
     parser.add_argument("--shuffled", action="store_true", help="times at random, not following the ids")
     parser.add_argument("--vacuum-baseline", action="store_true",
                         help="also time the baseline followed by the sweep's tidy-up (baseline_sweep.py --vacuum), for context")
     parser.add_argument("--incremental", action="store_true",
                         help="make the register auto_vacuum=INCREMENTAL first (untimed; `pipolicy init` leaves it NONE)")
+    parser.add_argument("--template", type=Path, metavar="PATH",
+                        help="copy this register (built by an earlier run) instead of building one; migrated and made "
+                             "auto_vacuum=INCREMENTAL, untimed; --users and --events are then counted in it")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = parser.parse_args()
     n_users, n = args.users, args.events
@@ -183,44 +205,61 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
     env["PIPOLICY_HOME"] = str(workdir / "home")
     try:
-        batch = f"--batch-size {', '.join(f'{b:,}' for b in args.batch_size)}" if args.batch_size else "default batch size"
+        if args.template:
+            template = workdir / "register.db"
+            start = time.perf_counter()
+            shutil.copy2(args.template, template)
+            run([*pipolicy, "init", "--db", str(template), "--format", "json"], env, "pipolicy init (migrating the template)")
+            checkpoint(template)
+            converted = auto_vacuum(template) != 2
+            if converted:
+                make_incremental(template)
+            n_users, n = count_users(template), count_events(template)
+            prepared = (f"  copied {args.template}, migrated it with pipolicy init{' and made it auto_vacuum=INCREMENTAL' if converted else ''} "
+                        f"in {time.perf_counter() - start:.1f} s (untimed)")
+        batch = (f"--batch-size {', '.join(f'{b:,}' if b else 'default' for b in args.batch_size)}" if args.batch_size
+                 else "default batch size")
         print(f"pipolicy retention sweep vs raw DELETE: {n:,} access events ({'shuffled' if args.shuffled else 'in time order'}), "
               f"{n_users:,} users, {batch}, {args.repeat} run(s) each, median")
         print(environment())
         print(f"launcher: {how}")
 
         # Set-up, untimed.
-        template, key = workdir / "register.db", workdir / "register.key"
-        run([*pipolicy, "init", "--db", str(template), "--key-file", str(key), "--format", "json"], env, "pipolicy init")
-        users_file = workdir / "users.ndjson"
-        start = time.perf_counter()
-        write_users(users_file, n_users)
-        run([*pipolicy, "user", "import", str(users_file), "--db", str(template), "--format", "json"], env, "user import")
-        if count_users(template) != n_users:
-            sys.exit(f"user import stored {count_users(template):,} users, expected {n_users:,}")
-        users_file.unlink()
-        print(f"  imported {n_users:,} users with pipolicy user import in {time.perf_counter() - start:.1f} s (untimed)")
-        events_file = workdir / "events.ndjson"
-        start = time.perf_counter()
-        write_events(events_file, n, n_users, args.shuffled)
-        written = time.perf_counter() - start
-        start = time.perf_counter()
-        run([*pipolicy, "access", "import", str(events_file), "--db", str(template), "--format", "json"], env, "access import")
-        if count_events(template) != n:
-            sys.exit(f"access import stored {count_events(template):,} events, expected {n:,}")
-        events_file.unlink()
-        checkpoint(template)
-        if args.incremental:
-            make_incremental(template)
-        old = old_events(template)
-        print(f"  wrote {n:,} events in {written:.1f} s, imported them with pipolicy access import in "
-              f"{time.perf_counter() - start:.1f} s (untimed); {old:,} before {CUTOFF}; {describe(template)}")
+        if args.template:
+            old = old_events(template)
+            print(f"{prepared}; {old:,} before {CUTOFF}; {describe(template)}")
+        else:
+            template, key = workdir / "register.db", workdir / "register.key"
+            run([*pipolicy, "init", "--db", str(template), "--key-file", str(key), "--format", "json"], env, "pipolicy init")
+            users_file = workdir / "users.ndjson"
+            start = time.perf_counter()
+            write_users(users_file, n_users)
+            run([*pipolicy, "user", "import", str(users_file), "--db", str(template), "--format", "json"], env, "user import")
+            if count_users(template) != n_users:
+                sys.exit(f"user import stored {count_users(template):,} users, expected {n_users:,}")
+            users_file.unlink()
+            print(f"  imported {n_users:,} users with pipolicy user import in {time.perf_counter() - start:.1f} s (untimed)")
+            events_file = workdir / "events.ndjson"
+            start = time.perf_counter()
+            write_events(events_file, n, n_users, args.shuffled)
+            written = time.perf_counter() - start
+            start = time.perf_counter()
+            run([*pipolicy, "access", "import", str(events_file), "--db", str(template), "--format", "json"], env, "access import")
+            if count_events(template) != n:
+                sys.exit(f"access import stored {count_events(template):,} events, expected {n:,}")
+            events_file.unlink()
+            checkpoint(template)
+            if args.incremental:
+                make_incremental(template)
+            old = old_events(template)
+            print(f"  wrote {n:,} events in {written:.1f} s, imported them with pipolicy access import in "
+                  f"{time.perf_counter() - start:.1f} s (untimed); {old:,} before {CUTOFF}; {describe(template)}")
         plan = json.loads(run([*pipolicy, "retention", "sweep", "--dry-run", "--as-of", AS_OF, "--db", str(template),
                                "--format", "json"], env, "retention sweep --dry-run"))
         if plan["counts"].get(LABEL) != old or any(v for k, v in plan["counts"].items() if k != LABEL):
             sys.exit(f"the dry run does not reach exactly the {old:,} old events: {plan['counts']}")
 
-        sizes_asked = args.batch_size or [None]  # None: the sweep's own default
+        sizes_asked = [b or None for b in args.batch_size or [0]]  # None (asked as 0): the sweep's own default
         names = [f"project {b}" if b else "project" for b in sizes_asked]
         baselines = ["baseline", "baseline+vacuum"] if args.vacuum_baseline else ["baseline"]
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in [*names, *baselines]}
