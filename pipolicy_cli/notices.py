@@ -24,6 +24,7 @@ from typing import IO, Any, Iterator
 from pipolicy_cli import breach, catalog, dates, settings
 from pipolicy_cli.errors import Incomplete, InvalidInput
 from pipolicy_cli.register import Register
+from pipolicy_cli.register.connection import cache_size
 
 AUDIENCES = ("individuals", "public", "regulator")
 LANGS = ("zh", "en")
@@ -31,6 +32,8 @@ FORMATS = ("md", "txt", "eml", "json")
 DEFAULT_FORMAT = {"email": "eml", "letter": "md", "sms": "txt", "push": "txt"}
 FILES_PER_FOLDER = 1000
 MANIFEST = ".pipolicy-draft"
+# Drafting reads each page of the affected once: the register's 256 MB cache would only fill up with them.
+DRAFT_CACHE_KIB = 8 * 1024
 GSM_7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
             "¿abcdefghijklmnopqrstuvwxyzäöñüà")
 
@@ -137,7 +140,10 @@ class Drafter:
                 **{name: self.breach[name] for name in keep}}
 
     def individuals(self, channel: str) -> Iterator[Notice]:
-        """One notice per attached person the channel can reach, streamed in user order."""
+        """One notice per attached person the channel can reach, streamed in user order.
+
+        Ordered by `b.user_key` (= u.id), the order of the (breach_id, user_key) index: rows stream as read, with no
+        sort of everyone in memory (temp_store is MEMORY)."""
         if channel not in breach.CHANNELS:
             raise InvalidInput(f"--channel: must be one of {', '.join(breach.CHANNELS)}")
         if channel == "email" and not self.sender:
@@ -145,7 +151,7 @@ class Drafter:
         cursor = self.register.conn.execute(
             f"""SELECT u.id, u.user_id, u.name, u.email, u.phone, u.address, b.categories
                 FROM breach_users b JOIN users u ON u.id = b.user_key
-                WHERE b.breach_id = ? AND {breach.REACH[channel]} ORDER BY u.id""",
+                WHERE b.breach_id = ? AND {breach.REACH[channel]} ORDER BY b.user_key""",
             (self.breach["id"],),
         )
         base = self.context["categories"]
@@ -352,26 +358,27 @@ def draft_individuals(drafter: Drafter, channel: str, fmt: str, out_path: Path |
         raise InvalidInput(f"--format: must be one of {', '.join(FORMATS)}")
     if fmt == "eml" and channel != "email":
         raise InvalidInput("--format eml: only for --channel email")
-    notices = drafter.individuals(channel)
     key = drafter.breach["id"]
     mbox = out_path is None or out_path.suffix == ".mbox"
     mailer = (Mailer(drafter.sender, drafter.context["org"], key, b"\n" if mbox else b"\r\n") if fmt == "eml" else None)
-    if out_path is None:
-        count, where = write_stream(stdout, notices, fmt, mailer), "stdout"
-    elif out_path.suffix == ".mbox":
-        if fmt != "eml":
-            raise InvalidInput("--out *.mbox: holds e-mail; use --channel email (--format eml)")
-        partial = out_path.with_name(out_path.name + ".part")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            count = write_mbox(handle, notices, mailer)
-        partial.replace(out_path)
-        where = str(out_path)
-    elif out_path.suffix == ".zip":
-        count, where = write_zip(out_path, notices, fmt, mailer), str(out_path)
-    else:
-        count, where = write_folder(out_path, notices, fmt, mailer), str(out_path)
-    reach = breach.reachability(drafter.register, key)
+    with cache_size(drafter.register.conn, DRAFT_CACHE_KIB):  # a million people: memory stays flat
+        notices = drafter.individuals(channel)
+        if out_path is None:
+            count, where = write_stream(stdout, notices, fmt, mailer), "stdout"
+        elif out_path.suffix == ".mbox":
+            if fmt != "eml":
+                raise InvalidInput("--out *.mbox: holds e-mail; use --channel email (--format eml)")
+            partial = out_path.with_name(out_path.name + ".part")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                count = write_mbox(handle, notices, mailer)
+            partial.replace(out_path)
+            where = str(out_path)
+        elif out_path.suffix == ".zip":
+            count, where = write_zip(out_path, notices, fmt, mailer), str(out_path)
+        else:
+            count, where = write_folder(out_path, notices, fmt, mailer), str(out_path)
+        reach = breach.reachability(drafter.register, key)
     return {"breach": key, "audience": "individuals", "channel": channel, "format": fmt, "lang": drafter.lang,
             "notices": count, "written_to": where, "draft": drafter.draft,
             "not_reachable_by_channel": drafter.breach["notices"]["attached"] - reach[channel]}
