@@ -43,12 +43,9 @@ def _grades(register: Register) -> list[str]:
 
 def _values(register: Register, raw: dict[str, Any], creating: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    try:
-        for name in TEXT_FIELDS:
-            if raw.get(name) is not None:
-                values[name] = fields.text(name, raw[name]) or None
-    except fields.FieldError as exc:
-        raise InvalidInput(f"--{exc.field}: {exc.reason}") from None
+    for name in TEXT_FIELDS:
+        if raw.get(name) is not None:
+            values[name] = fields.option_text(f"--{name}", raw[name])
     if creating and not values.get("summary"):
         raise InvalidInput("--summary: say what happened")
     if raw.get("categories") is not None:
@@ -313,10 +310,7 @@ def report_sent(register: Register, key: int, clock: str, actor: str, *, at: str
     if clock not in known:
         raise InvalidInput(f"--clock: must be one of {', '.join(known) or '(the profile has no clocks)'}")
     moment = settings.time_option(register, at, "--at")
-    try:
-        reason = fields.text("late_reason", late_reason) or None if late_reason is not None else None
-    except fields.FieldError as exc:
-        raise InvalidInput(f"--late-reason: {exc.reason}") from None
+    reason = fields.option_text("--late-reason", late_reason)
     with register.transaction(actor, "breach mark-sent") as tx:
         tx.execute("DELETE FROM breach_reports WHERE breach_id = ? AND clock = ?", (key, clock))
         tx.insert("breach_reports", {"breach_id": key, "clock": clock, "sent_at": moment or tx.at, "late_reason": reason,

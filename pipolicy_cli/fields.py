@@ -19,6 +19,20 @@ class FieldError(ValueError):
         self.reason = reason
 
 
+def option_text(option: str, value: str | None, *, required: bool = False) -> str | None:
+    """A free-text option or field of a command: stripped and checked, None when empty; a fault is invalid input
+    naming `option` (its length limit is the field's: `--late-reason` -> `late_reason`)."""
+    from pipolicy_cli.errors import InvalidInput
+
+    try:
+        checked = text(option.lstrip("-").replace("-", "_"), value) if value is not None else ""
+    except FieldError as exc:
+        raise InvalidInput(f"{option}: {exc.reason}") from None
+    if required and not checked:
+        raise InvalidInput(f"{option}: required")
+    return checked or None
+
+
 def text(field: str, value: str) -> str:
     value = value.strip()
     if len(value) > MAX_LENGTH.get(field, 200):

@@ -25,27 +25,17 @@ _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-def _text(name: str, value: str | None, required: bool = False) -> str | None:
-    try:
-        value = fields.text(name, value) if value is not None else None
-    except fields.FieldError as exc:
-        raise InvalidInput(str(exc)) from None
-    if required and not value:
-        raise InvalidInput(f"{name}: required")
-    return value or None
-
-
 def add_system(register: Register, name: str, kind: str, owner: str | None, country: str | None,
                contract: str | None, actor: str) -> dict[str, Any]:
-    name = _text("name", name, required=True)
+    name = fields.option_text("name", name, required=True)
     if kind not in KINDS:
         raise InvalidInput(f"--kind: must be {' or '.join(KINDS)}")
     if country is not None and not _COUNTRY.match(country.strip().upper()):
         raise InvalidInput("--country: a two-letter ISO 3166 code, e.g. CN")
     if kind == "processor" and not contract:
         raise InvalidInput("--contract: a processor is entrusted under a contract; name it")
-    values = {"name": name, "kind": kind, "owner": _text("owner", owner), "country": country.strip().upper() if country else None,
-              "contract": _text("contract", contract), "created_at": dates.now_text()}
+    values = {"name": name, "kind": kind, "owner": fields.option_text("owner", owner), "country": country.strip().upper() if country else None,
+              "contract": fields.option_text("contract", contract), "created_at": dates.now_text()}
     with register.transaction(actor, "system add") as tx:
         if tx.execute("SELECT 1 FROM systems WHERE name = ?", (name,)).fetchone():
             raise InvalidInput(f"name: a system named {name!r} is already registered")

@@ -28,27 +28,17 @@ RECIPIENT_COLUMNS = ("id", "name", "kind", "agreement", "agreement_date", "count
 PIA_COLUMNS = ("id", "subject", "covers", "conclusion", "file_path", "file_sha256", "done_on", "created_at")
 
 
-def _text(name: str, value: str | None, required: bool = False) -> str | None:
-    try:
-        value = fields.text(name, value) if value is not None else None
-    except fields.FieldError as exc:
-        raise InvalidInput(f"--{exc.field}: {exc.reason}") from None
-    if required and not value:
-        raise InvalidInput(f"--{name}: required")
-    return value or None
-
-
 def add_recipient(register: Register, actor: str, *, name: str, kind: str, agreement: str | None = None,
                   agreement_date: str | None = None, country: str | None = None, contact: str | None = None) -> dict[str, Any]:
-    name = _text("name", name, required=True)
+    name = fields.option_text("--name", name, required=True)
     if kind not in RECIPIENT_KINDS:
         raise InvalidInput(f"--kind: must be one of {', '.join(RECIPIENT_KINDS)}")
     if agreement_date is not None:
         agreement_date = dates.parse_date(agreement_date, "--agreement-date").isoformat()
     if country is not None and not (len(country.strip()) == 2 and country.strip().isalpha()):
         raise InvalidInput("--country: a two-letter country code, e.g. CN, SG, DE")
-    row = {"name": name, "kind": kind, "agreement": _text("agreement", agreement), "agreement_date": agreement_date,
-           "country": country.strip().upper() if country else None, "contact": _text("contact", contact)}
+    row = {"name": name, "kind": kind, "agreement": fields.option_text("--agreement", agreement), "agreement_date": agreement_date,
+           "country": country.strip().upper() if country else None, "contact": fields.option_text("--contact", contact)}
     with register.transaction(actor, "recipient add") as tx:
         if tx.execute("SELECT 1 FROM recipients WHERE name = ?", (name,)).fetchone():
             raise InvalidInput(f"name: a recipient named {name!r} is already registered")
@@ -80,8 +70,8 @@ def add_pia(register: Register, actor: str, *, subject: str, covers: str, conclu
         if not file.is_file():
             raise NotFound(f"--file: no such file {file}")
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
-    row = {"subject": _text("subject", subject, required=True), "covers": ",".join(chosen),
-           "conclusion": _text("conclusion", conclusion, required=True), "file_path": str(file.resolve()) if file else None,
+    row = {"subject": fields.option_text("--subject", subject, required=True), "covers": ",".join(chosen),
+           "conclusion": fields.option_text("--conclusion", conclusion, required=True), "file_path": str(file.resolve()) if file else None,
            "file_sha256": digest,
            "done_on": (dates.parse_date(done_on, "--done-on") if done_on else dates.now().date()).isoformat()}
     with register.transaction(actor, "pia add") as tx:
@@ -129,7 +119,7 @@ def log(register: Register, kind: str, actor: str, *, user: dict[str, Any] | Non
     chosen = sorted({code.strip() for code in categories.split(",") if code.strip()})
     if not chosen or any(code not in words.categories for code in chosen):
         raise InvalidInput("--categories: among the catalog's categories (pipolicy policy categories)")
-    purpose = _text("purpose", purpose, required=True)  # a purpose outside the policy is flagged, not refused
+    purpose = fields.option_text("--purpose", purpose, required=True)  # a purpose outside the policy is flagged, not refused
     if basis != "consent" and basis not in words.bases:
         raise InvalidInput("--basis: consent, or a basis code (pipolicy policy bases)")
     row: dict[str, Any] = {"categories": ",".join(chosen), "purpose": purpose}
@@ -148,7 +138,7 @@ def log(register: Register, kind: str, actor: str, *, user: dict[str, Any] | Non
         row.update(country=country.strip().upper(), mechanism=mechanism,
                    sensitive=int(sensitive or bool(sensitive_codes & set(chosen))))
     if kind == "disclose":
-        row["channel"] = _text("channel", channel)
+        row["channel"] = fields.option_text("--channel", channel)
     moment = settings.time_option(register, at, "--at")
     people = _people(register, user, users_path)
     action = kind

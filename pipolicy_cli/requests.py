@@ -34,15 +34,6 @@ def grounds(register: Register) -> dict[str, str]:
     return found
 
 
-def _text(name: str, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return fields.text(name, value) or None
-    except fields.FieldError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
 def open_request(register: Register, user: dict[str, Any], kind: str, actor: str, *, ground: str | None = None,
                  received: str | None = None, via: str | None = None, for_deceased: bool = False,
                  requester: str | None = None, relation: str | None = None, tx: Transaction | None = None) -> dict[str, Any]:
@@ -62,8 +53,8 @@ def open_request(register: Register, user: dict[str, Any], kind: str, actor: str
     plan = deadlines.due(settings.jurisdiction(register), moment.astimezone(zone).date())
     row = {
         "user_key": user["id"], "kind": kind, "ground": ground, "status": "open", "received_at": dates.to_text(moment),
-        "via": _text("via", via), "for_deceased": int(for_deceased), "requester": _text("requester", requester),
-        "relation": _text("relation", relation), "due_on": plan.due_on.isoformat(),
+        "via": fields.option_text("via", via), "for_deceased": int(for_deceased), "requester": fields.option_text("requester", requester),
+        "relation": fields.option_text("relation", relation), "due_on": plan.due_on.isoformat(),
         "acknowledge_by": plan.acknowledge_by.isoformat() if plan.acknowledge_by else None,
     }
     row = {key: value for key, value in row.items() if value is not None}
@@ -139,7 +130,7 @@ _NOW = object()
 
 def verify(register: Register, key: int, method: str, actor: str) -> dict[str, Any]:
     """Who checked the requester's identity, and how."""
-    method = _text("--method", method)
+    method = fields.option_text("--method", method)
     if not method:
         raise InvalidInput("--method: say how the identity was checked")
     from pipolicy_cli import tasks, users
@@ -153,7 +144,7 @@ def verify(register: Register, key: int, method: str, actor: str) -> dict[str, A
 
 
 def extend(register: Register, key: int, reason: str, actor: str) -> dict[str, Any]:
-    reason = _text("--reason", reason)
+    reason = fields.option_text("--reason", reason)
     if not reason:
         raise InvalidInput("--reason: an extension needs its reason")
     current = show(register, key)
@@ -188,7 +179,7 @@ def complete(register: Register, key: int, actor: str, note: str | None = None, 
         erasure.erase(register, users.find(register, current["user_id"]), actor, request_id=key, command="request complete",
                       override=override)
         return show(register, key)
-    changes = {"status": "completed", "closed_at": _NOW, "closed_by": actor, "reason": _text("--note", note)}
+    changes = {"status": "completed", "closed_at": _NOW, "closed_by": actor, "reason": fields.option_text("--note", note)}
     changes = {k: v for k, v in changes.items() if v is not None}
 
     def close_tasks(tx: Transaction, request: dict[str, Any]) -> None:
@@ -203,7 +194,7 @@ def complete(register: Register, key: int, actor: str, note: str | None = None, 
 
 def reject(register: Register, key: int, reason: str, actor: str) -> dict[str, Any]:
     """A refusal must give its reasons (PIPL Art. 50)."""
-    reason = _text("--reason", reason)
+    reason = fields.option_text("--reason", reason)
     if not reason:
         raise InvalidInput("--reason: a rejection must give its reasons (PIPL Art. 50)")
     from pipolicy_cli import tasks

@@ -103,10 +103,7 @@ def _checked(register: Register, category: str | None, table: str | None, keep: 
     span = dates.parse_duration(keep, "--keep")
     if approx_days(span) <= 0:
         raise InvalidInput("--keep: must be longer than nothing")
-    try:
-        basis = fields.text("--basis", basis) or None if basis is not None else None
-    except fields.FieldError as exc:
-        raise InvalidInput(str(exc)) from None
+    basis = fields.option_text("--basis", basis)
     rule = {"target_kind": kind, "target": target, "keep": keep.strip(), "action": action, "basis": basis}
     floor = under_floor(register, rule)
     if floor:

@@ -157,16 +157,6 @@ def report(register: Register, outcomes: Iterable[tuple[int, str, str | None]], 
     return results
 
 
-def note_text(name: str, value: str | None, required: bool = False) -> str | None:
-    try:
-        text = fields.text(name, value) if value is not None else None
-    except fields.FieldError as exc:
-        raise InvalidInput(str(exc)) from None
-    if required and not text:
-        raise InvalidInput(f"{name}: say why")
-    return text or None
-
-
 def blocking(register: Register, request_id: int) -> list[dict[str, Any]]:
     return [row for row in query(register, request_id=request_id) if row["state"] in BLOCKING]
 
@@ -174,7 +164,7 @@ def blocking(register: Register, request_id: int) -> list[dict[str, Any]]:
 def ensure_closed(register: Register, request_ids: Iterable[int], override: str | None) -> None:
     """Refuse to close requests whose systems have not all confirmed, unless an officer overrides."""
     if override is not None:
-        note_text("--override", override, required=True)
+        fields.option_text("--override", override, required=True)
         return
     waiting = [row for key in request_ids for row in blocking(register, key)]
     if waiting:

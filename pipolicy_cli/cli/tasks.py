@@ -75,13 +75,13 @@ def _reports(task_id: str, outcome: str, note: Optional[str]) -> list:
     import json
     import sys
 
-    from pipolicy_cli import tasks
+    from pipolicy_cli import fields
     from pipolicy_cli.errors import InvalidInput
 
     if task_id != "-":
         if not task_id.strip().isdigit():
             raise InvalidInput(f"ID: not a task id: {task_id!r}")
-        return [(int(task_id), outcome, tasks.note_text("--note" if outcome == "done" else "--reason", note, outcome == "failed"))]
+        return [(int(task_id), outcome, fields.option_text("--note" if outcome == "done" else "--reason", note, required=outcome == "failed"))]
     reports, problems = [], []
     for number, line in enumerate(sys.stdin, 1):
         line = line.strip()
@@ -93,7 +93,7 @@ def _reports(task_id: str, outcome: str, note: Optional[str]) -> list:
             if not isinstance(key, int) or isinstance(key, bool):
                 raise ValueError
             text = record.get("note", record.get("reason", note))
-            reports.append((key, outcome, tasks.note_text("note", text, outcome == "failed")))
+            reports.append((key, outcome, fields.option_text("note", text, required=outcome == "failed")))
         except (ValueError, KeyError, TypeError):
             problems.append(f"line {number}: id: not a task id")
         except InvalidInput as exc:
