@@ -62,17 +62,19 @@ def plan(register: Register, user: dict[str, Any]) -> list[dict[str, Any]]:
          "effect": "kept de-identified", "why": "an incident's count of people affected stays; the link to the person goes"},
         {"table": "notifications", "rows": count("SELECT count(*) FROM notifications WHERE user_key = ?"),
          "effect": "deleted", "why": "the incident notices sent to the person"},
-        {"table": "access_log", "rows": count("SELECT count(*) FROM access_log WHERE user_key = ?"),
-         "effect": "kept de-identified, restricted",
-         "why": "access logs are kept at least 6 months (retention floor of the profile); the link to the person goes"},
         *({"table": table, "rows": count(f"SELECT count(*) FROM {table} WHERE user_key = ?"),
-           "effect": "kept de-identified, restricted",
-           "why": "records of providing data to others are kept at least 3 years (retention floor of the profile)"}
-          for table in ("shares", "transfers", "disclosures")),
-        {"table": "requests", "rows": count("SELECT count(*) FROM requests WHERE user_key = ?"),
-         "effect": "kept de-identified, restricted",
-         "why": "records of requests answered are kept; the link to the person and any requester's name go"},
+           "effect": "kept de-identified, restricted", "why": _kept_because(register, table)}
+          for table in ("access_log", "shares", "transfers", "disclosures", "requests")),
     ]
+
+
+def _kept_because(register: Register, table: str) -> str:
+    """Why a record outlives the person: the profile's floor for its table, with its source, if there is one."""
+    from pipolicy_cli import retention
+
+    floor = retention.floor_for(register, "table", table)
+    kept = f"kept at least {floor['keep']} ({floor['source']})" if floor else "kept as the record of what was done"
+    return f"{kept}; the link to the person" + (", and any requester's name, go" if table == "requests" else " goes")
 
 
 def erase(register: Register, user: dict[str, Any], actor: str, *, request_id: int | None = None,

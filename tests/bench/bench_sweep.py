@@ -305,7 +305,7 @@ def main() -> None:
         ]
         if args.vacuum_baseline:
             vacuum_rate = old / median("baseline+vacuum", 0)
-            rows += [Row(f"  the same against raw DELETE + vacuum (context)" + (f", --batch-size {b:,}" if b else ""),
+            rows += [Row("  the same against raw DELETE + vacuum (context)" + (f", --batch-size {b:,}" if b else ""),
                          rate(old / median(name, 0), " rows/s"), rate(vacuum_rate, " rows/s"),
                          old / median(name, 0) / vacuum_rate, "-", None) for name, b in zip(names, sizes_asked)]
         project_mb = max(median(name, 1) for name in names)
