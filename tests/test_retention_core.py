@@ -62,3 +62,26 @@ def test_a_new_register_gives_free_pages_back_in_place(tmp_path):
     with reg:
         assert reg.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
         assert reg.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_free_pages_go_back_in_steps_and_at_most_a_budget_a_run(register, monkeypatch):
+    conn = register.conn
+    with register.transaction("t", "seed") as tx:
+        tx.execute("CREATE TABLE filler (blob BLOB)")
+        tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) "
+                   "INSERT INTO filler SELECT zeroblob(3000) FROM n")
+    with register.transaction("t", "seed") as tx:
+        tx.execute("DELETE FROM filler")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (free,), (page_size,) = (conn.execute(f"PRAGMA {name}").fetchone() for name in ("freelist_count", "page_size"))
+    assert free > sweep.VACUUM_MIN_PAGES
+    monkeypatch.setattr(sweep, "GIVE_BACK_STEP", 500 * page_size)
+    monkeypatch.setattr(sweep, "GIVE_BACK_PER_RUN", 1200 * page_size)
+
+    steps = []
+    assert sweep.give_back(register, should_stop=lambda: len(steps) >= 2 or steps.append(1)) == (1000, [])  # stopped
+    assert sweep.give_back(register) == (1200, [])  # 500 + 500 + 200: the budget
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == free - 2200
+
+    summary = sweep.Sweep(register, "t", as_of="2026-01-01T00:00:00Z").run()
+    assert summary["counts"]["free pages given back"] == 1200

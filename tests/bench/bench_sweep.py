@@ -31,18 +31,20 @@ Timed, each a fresh process, wall clock and peak memory (the larger of
 
 - project: `pipolicy retention sweep --yes --as-of AS_OF --db REG --format
   json [--batch-size N]`: its batches, each a transaction with its audit
-  event, then the carrying out of requests, the WAL checkpoint and, as half
-  the file is now free, the giving back of free pages (`incremental_vacuum`,
-  or on an auto_vacuum=NONE register a full VACUUM, whose copy is built in
-  memory under temp_store=MEMORY). The summary's count for `table access_log:
+  event, then the carrying out of requests, the WAL checkpoint and, as over
+  a quarter of the file is now free, the giving back of free pages
+  (`incremental_vacuum` in 64 MB steps, at most 256 MB a run, sweep.py's
+  GIVE_BACK_*; or on an auto_vacuum=NONE register a full VACUUM, whose copy
+  is built in memory under temp_store=MEMORY). The summary's count for `table access_log:
   delete` must equal the old rows, and REG must hold exactly the others
   afterwards. Each run's line shows the file's size and auto_vacuum after it.
 - baseline: baseline_sweep.py on RAW: the register's pragmas, `DELETE FROM
   access_log WHERE at < CUTOFF` in one transaction, `PRAGMA
   wal_checkpoint(TRUNCATE)`. No vacuum.
-- with `--vacuum-baseline`, for context: the same followed by what the
-  sweep's tidy-up does on that file (`incremental_vacuum`, or a full VACUUM
-  under auto_vacuum=NONE) and a second checkpoint.
+- with `--vacuum-baseline`, for context: the same followed by giving every
+  free page back at once (`incremental_vacuum` to the end, or a full VACUUM
+  under auto_vacuum=NONE) and a second checkpoint: what a sweep giving it all
+  back in one run would cost.
 
 Runs alternate order over --repeat rounds; the median is reported.
 
@@ -190,7 +192,7 @@ def main() -> None:
                         help="passed to the sweep (default: the sweep's own, also asked for with 0); repeat it to time several, each its own row")
     parser.add_argument("--shuffled", action="store_true", help="times at random, not following the ids")
     parser.add_argument("--vacuum-baseline", action="store_true",
-                        help="also time the baseline followed by the sweep's tidy-up (baseline_sweep.py --vacuum), for context")
+                        help="also time the baseline followed by giving every free page back (baseline_sweep.py --vacuum), for context")
     parser.add_argument("--incremental", action="store_true",
                         help="make the register auto_vacuum=INCREMENTAL first (untimed; `pipolicy init` leaves it NONE)")
     parser.add_argument("--template", type=Path, metavar="PATH",
