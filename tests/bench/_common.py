@@ -3,11 +3,17 @@
 Timing is `time.perf_counter`; every measurement is repeated and the median is
 reported (the machine is noisy). Nothing here ever fails on timing: `report()`
 prints a table with a "met" column and the scripts exit 0.
+
+When the environment variable PIPOLICY_BENCH_JSON names a file (when this module
+is imported), `report()` also writes the rows there as JSON (`{"rows": [Row as
+a dict, ...]}`), for tests/bench/run.py to collect; what the script prints does
+not change.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import sqlite3
@@ -16,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -56,6 +62,12 @@ def spread(samples: Sequence[float]) -> str:
     return f"{min(samples) * 1e3:.1f}..{max(samples) * 1e3:.1f} ms"
 
 
+BENCH_JSON = "PIPOLICY_BENCH_JSON"
+# Read at import: the scripts drop every PIPOLICY_* variable from os.environ
+# before they start pipolicy.
+_json_path = os.environ.get(BENCH_JSON)
+
+
 @dataclass
 class Row:
     operation: str
@@ -64,18 +76,36 @@ class Row:
     ratio: float | None
     target: str  # e.g. "<= 3.0x", ">= 0.50x", ">= 300,000/s"
     met: bool | None
+    # The same measurement as numbers, for the JSON hand-off: the project's and
+    # the baseline's figure in `unit` ("ms", "rows/s", "MB", ...), and the peak
+    # memory of the project's process tree where the row's operation ran in a
+    # child that `measure` watched.
+    project_value: float | None = None
+    baseline_value: float | None = None
+    unit: str | None = None
+    peak_mb: float | None = None
 
 
-def at_most(operation: str, project_s: float, baseline_s: float, limit: float) -> Row:
+def at_most(operation: str, project_s: float, baseline_s: float, limit: float, peak_mb: float | None = None) -> Row:
     """A time row: ratio = project / baseline, met when ratio <= limit."""
     ratio = project_s / baseline_s
-    return Row(operation, ms(project_s), ms(baseline_s), ratio, f"<= {limit:g}x", ratio <= limit)
+    return Row(operation, ms(project_s), ms(baseline_s), ratio, f"<= {limit:g}x", ratio <= limit,
+               project_s * 1e3, baseline_s * 1e3, "ms", peak_mb)
 
 
-def at_least(operation: str, project_rate: float, baseline_rate: float, limit: float, unit: str = "/s") -> Row:
+def at_least(operation: str, project_rate: float, baseline_rate: float, limit: float, unit: str = "/s",
+             peak_mb: float | None = None) -> Row:
     """A throughput row: ratio = project / baseline, met when ratio >= limit."""
     ratio = project_rate / baseline_rate
-    return Row(operation, rate(project_rate, unit), rate(baseline_rate, unit), ratio, f">= {limit:g}x", ratio >= limit)
+    return Row(operation, rate(project_rate, unit), rate(baseline_rate, unit), ratio, f">= {limit:g}x", ratio >= limit,
+               project_rate, baseline_rate, unit.strip(), peak_mb)
+
+
+def memory_below(operation: str, project_mb: float, baseline_mb: float | None, limit_mb: float) -> Row:
+    """A peak-memory row: met when the project's peak is under limit_mb (ratio = project / baseline, if any)."""
+    return Row(operation, f"{project_mb:.1f} MB", "-" if baseline_mb is None else f"{baseline_mb:.1f} MB",
+               None if baseline_mb is None else project_mb / baseline_mb, f"< {limit_mb:g} MB", project_mb < limit_mb,
+               project_mb, baseline_mb, "MB", project_mb)
 
 
 def ms(seconds: float) -> str:
@@ -86,8 +116,19 @@ def rate(per_second: float, unit: str = "/s") -> str:
     return f"{per_second:,.0f}{unit}"
 
 
+_reported: list[Row] = []
+
+
 def report(rows: Iterable[Row], title: str | None = None) -> None:
-    """Print the rows as a table: operation, project, baseline, ratio, target, met."""
+    """Print the rows as a table: operation, project, baseline, ratio, target, met.
+
+    With PIPOLICY_BENCH_JSON set, every row reported so far by this process is
+    also written to that file (see the module's docstring)."""
+    rows = list(rows)
+    _reported.extend(rows)
+    if _json_path:
+        Path(_json_path).write_text(json.dumps({"rows": [asdict(row) for row in _reported]}, indent=1),
+                                                encoding="utf-8")
     headers = ("operation", "project", "baseline", "ratio", "target", "met")
     cells = [
         (
@@ -100,20 +141,28 @@ def report(rows: Iterable[Row], title: str | None = None) -> None:
         )
         for row in rows
     ]
+    if title:
+        print(f"\n{title}")
+    for line in text_table(headers, cells, left={0, 4, 5}):
+        print(line)
+    print(f"\n{targets_met(rows)}" + (" (timings only; nothing fails)" if any(row.met is False for row in rows) else ""))
+
+
+def targets_met(rows: Iterable[Row]) -> str:
+    """ "N/M targets met", counting only the rows that have a target (context rows have met None)."""
+    judged = [row.met for row in rows if row.met is not None]
+    return f"{sum(judged)}/{len(judged)} targets met"
+
+
+def text_table(headers: Sequence[str], cells: Sequence[Sequence[str]], left: set[int]) -> list[str]:
+    """Lines of a plain-text table: a header, a rule, a line per row; the columns
+    numbered in `left` are left-aligned (text), the others right-aligned (numbers)."""
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    left = {0, 4, 5}  # text columns left-aligned, numbers right-aligned
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
 
-    if title:
-        print(f"\n{title}")
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print(line(c))
-    missed = sum(1 for c in cells if c[5] == "NO")
-    print(f"\n{len(cells) - missed}/{len(cells)} targets met" + (" (timings only; nothing fails)" if missed else ""))
+    return [line(headers), "  ".join("-" * w for w in widths), *(line(c) for c in cells)]
 
 
 def environment() -> str:

@@ -114,6 +114,9 @@ def bench_writes(workdir: Path, n: int, repeat: int) -> Row:
         project_rate / raw_rate,
         "- (context)",
         None,
+        project_rate,
+        raw_rate,
+        "rows/s",
     )
 
 
@@ -215,6 +218,9 @@ def bench_verify(workdir: Path, events: int, repeat: int) -> Row:
         verify_rate / scan_rate,
         f">= {VERIFY_TARGET:,}/s",
         verify_rate >= VERIFY_TARGET,
+        verify_rate,
+        scan_rate,
+        "events/s",
     )
 
 

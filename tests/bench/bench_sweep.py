@@ -82,7 +82,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, at_least, environment, measure, rate, report
+from _common import Row, at_least, environment, measure, memory_below, rate, report
 from bench_access import ACTORS, BASES, BASIS_WEIGHTS, CATEGORY_SETS, CATEGORY_WEIGHTS, PURPOSE_WEIGHTS, PURPOSES, count_events
 from bench_startup import launcher
 from bench_user_import import count_users, write_users
@@ -302,18 +302,18 @@ def main() -> None:
         baseline_rate, baseline_mb = old / median("baseline", 0), median("baseline", 1)
         rows = [
             at_least(f"sweep deleting {old:,} of {n:,} events" + (f", --batch-size {b:,}" if b else ""),
-                     old / median(name, 0), baseline_rate, RATE_TARGET, " rows/s")
+                     old / median(name, 0), baseline_rate, RATE_TARGET, " rows/s", peak_mb=median(name, 1))
             for name, b in zip(names, sizes_asked)
         ]
         if args.vacuum_baseline:
             vacuum_rate = old / median("baseline+vacuum", 0)
             rows += [Row("  the same against raw DELETE + vacuum (context)" + (f", --batch-size {b:,}" if b else ""),
                          rate(old / median(name, 0), " rows/s"), rate(vacuum_rate, " rows/s"),
-                         old / median(name, 0) / vacuum_rate, "-", None) for name, b in zip(names, sizes_asked)]
+                         old / median(name, 0) / vacuum_rate, "-", None, old / median(name, 0), vacuum_rate, "rows/s",
+                         median(name, 1)) for name, b in zip(names, sizes_asked)]
         project_mb = max(median(name, 1) for name in names)
-        rows.append(Row("peak memory of the sweep" + (" (largest)" if len(names) > 1 else ""), f"{project_mb:.1f} MB",
-                        f"{baseline_mb:.1f} MB", project_mb / baseline_mb, f"< {MEMORY_TARGET_MB} MB",
-                        project_mb < MEMORY_TARGET_MB))
+        rows.append(memory_below("peak memory of the sweep" + (" (largest)" if len(names) > 1 else ""), project_mb,
+                                 baseline_mb, MEMORY_TARGET_MB))
         report(rows)
     finally:
         if args.keep:
