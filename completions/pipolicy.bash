@@ -69,7 +69,7 @@ _pipolicy() {
         "consent") words="check grant history list minors withdraw -h --help" ;;
         "consent check") words="--at --by --db --actor --format -f --json -h --help" ;;
         "consent grant") words="--at --method --evidence --by-guardian --relation --written-consent --by --db --actor --format -f --json -h --help" ;;
-        "consent history") words="--by --db --actor --format -f --json -h --help" ;;
+        "consent history") words="--by --reveal --db --actor --format -f --json -h --help" ;;
         "consent list") words="--purpose --state --limit --db --actor --format -f --json -h --help" ;;
         "consent minors") words="--db --actor --format -f --json -h --help" ;;
         "consent withdraw") words="--at --method --evidence --signal --by --db --actor --format -f --json -h --help" ;;
@@ -108,7 +108,7 @@ _pipolicy() {
         "request list") words="--status --kind --user --overdue --due-within --limit --db --actor --format -f --json -h --help" ;;
         "request open") words="--kind --ground --received --via --for-deceased --requester --relation --by --db --actor --format -f --json -h --help" ;;
         "request reject") words="--reason --db --actor --format -f --json -h --help" ;;
-        "request show") words="--db --actor --format -f --json -h --help" ;;
+        "request show") words="--reveal --db --actor --format -f --json -h --help" ;;
         "request verify") words="--method --db --actor --format -f --json -h --help" ;;
         "retention") words="history rule sweep -h --help" ;;
         "retention history") words="--limit --db --actor --format -f --json -h --help" ;;

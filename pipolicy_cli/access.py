@@ -144,7 +144,7 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
     result = ImportResult()
     conn = register.conn
     with cache_size(conn, ACCESS_CACHE_KIB), Staging(EVENT_FIELDS) as staging:
-        staging.load(checked_records(path, fmt, check_event, Vocabulary(register), jobs_for(path, jobs)), result)
+        staging.load(checked_records(path, fmt, check_event, Vocabulary(register), jobs_for(path, jobs), fields=EVENT_FIELDS), result)
         staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
         with staging.attached(conn):
             conn.execute("BEGIN")

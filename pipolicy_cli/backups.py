@@ -29,7 +29,7 @@ def create(register: Register, actor: str, keep: str = DEFAULT_KEEP) -> dict[str
     lasting = dates.parse_duration(keep, "--expires-in")
     now = dates.now()
     target_dir = folder(register)
-    target_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.private_folder(target_dir)
     target = target_dir / f"{register.path.stem}-{now:%Y%m%dT%H%M%S%fZ}.db"
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)

@@ -35,7 +35,7 @@ class Codes:
 
     def require(self, code: str) -> str:
         if not self.known(code):
-            raise InvalidInput(f"purpose: {code!r} is neither a purpose nor a consent scope of the policy (see `pipolicy policy purposes`)")
+            raise InvalidInput("purpose: neither a purpose nor a consent scope of the policy (see `pipolicy policy purposes`)")
         return code
 
 

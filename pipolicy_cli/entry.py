@@ -1,7 +1,8 @@
 """Console-script entry point.
 
 `--version` is answered here, before typer (and everything it pulls in) is
-imported: monitoring and packaging scripts call it often.
+imported: monitoring and packaging scripts call it often. Every other command
+first hides its arguments from the process title (`proctitle`).
 """
 
 import sys
@@ -13,6 +14,9 @@ def main() -> None:
 
         sys.stdout.write(f"pipolicy {__version__}\n")
         return
+    from pipolicy_cli.proctitle import hide_arguments
+
+    hide_arguments(sys.argv[1:])
     from pipolicy_cli.cli.app import run
 
     run()

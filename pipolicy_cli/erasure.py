@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipolicy_cli import dates, keyfile, requests
+from pipolicy_cli import dates, keyfile, paths, requests
 from pipolicy_cli.errors import InvalidInput
 from pipolicy_cli.register import Register
 
@@ -119,7 +119,7 @@ def _journal(register: Register, erasure_id: int, prints: dict[str, str]) -> Non
     path = journal_path(register)
     if path is None:
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = paths.open_private(path, os.O_WRONLY | os.O_APPEND)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"erasure": erasure_id, "identifiers": prints}) + "\n")
 

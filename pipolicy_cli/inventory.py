@@ -155,7 +155,8 @@ def import_items(register: Register, path: Path, fmt: str, actor: str, *, skip_i
     conn = register.conn
     context = (_codes(register), settings.local_zone(register))
     with cache_size(conn, IMPORT_CACHE_KIB), Staging(ITEM_FIELDS) as staging:
-        staging.load(checked_records(path, fmt, _check_imported_item, context, jobs_for(path, jobs)), result)
+        staging.load(checked_records(path, fmt, _check_imported_item, context, jobs_for(path, jobs),
+                                     fields=ITEM_FIELDS), result)
         staging.conn.execute("CREATE INDEX staged_item ON staged(user_id, system, category, field)")
         staging.conn.execute(
             """INSERT INTO problems SELECT row_no, 'row', 'repeats row ' || first FROM (

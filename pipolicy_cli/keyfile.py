@@ -21,7 +21,9 @@ def create(path: Path) -> bool:
     if path.exists():
         check(path)
         return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from pipolicy_cli.paths import private_folder
+
+    private_folder(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:

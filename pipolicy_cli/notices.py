@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from pipolicy_cli import breach, catalog, dates, settings
+from pipolicy_cli import breach, catalog, dates, paths, settings
 from pipolicy_cli.errors import Incomplete, InvalidInput
 from pipolicy_cli.register import Register
 from pipolicy_cli.register.connection import cache_size
@@ -277,7 +277,7 @@ def write_folder(folder: Path, notices: Iterator[Notice], fmt: str, mailer: Mail
 
     The manifest (one file name per line) is written as the files are, so a million notices keep memory flat.
     """
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.private_folder(folder)
     manifest = folder / MANIFEST
     if manifest.exists():
         root = folder.resolve()
@@ -290,7 +290,7 @@ def write_folder(folder: Path, notices: Iterator[Notice], fmt: str, mailer: Mail
         raise InvalidInput(f"--out: {folder} holds other files; name an empty folder or a previous draft's")
     count = 0
     partial = folder / (MANIFEST + ".part")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = paths.open_private(partial)
     with os.fdopen(fd, "w", encoding="utf-8") as listing:
         made: set[str] = set()
         for count, notice in enumerate(notices, 1):
@@ -309,7 +309,7 @@ def write_folder(folder: Path, notices: Iterator[Notice], fmt: str, mailer: Mail
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = paths.open_private(path)
     try:
         view = memoryview(data)
         while view:
@@ -348,7 +348,7 @@ def write_zip(path: Path, notices: Iterator[Notice], fmt: str, mailer: Mailer | 
     dos_date = (max(moment.year, 1980) - 1980) << 9 | moment.month << 5 | moment.day
     partial = path.with_name(path.name + ".part")
     count = offset = 0
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = paths.open_private(partial)
     with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile(dir=path.parent) as central:
         for count, notice in enumerate(notices, 1):
             name = f"{notice.user_key // FILES_PER_FOLDER:06d}/{safe_name(notice.user_id)}-{notice.user_key}.{fmt}".encode()
@@ -407,7 +407,7 @@ def draft_individuals(drafter: Drafter, channel: str, fmt: str, out_path: Path |
             if fmt != "eml":
                 raise InvalidInput("--out *.mbox: holds e-mail; use --channel email (--format eml)")
             partial = out_path.with_name(out_path.name + ".part")
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = paths.open_private(partial)
             with os.fdopen(fd, "wb") as handle:
                 count = write_mbox(handle, notices, mailer)
             partial.replace(out_path)

@@ -54,13 +54,39 @@ def read_config_file() -> dict:
         raise InvalidInput(f"config file {path}: not valid TOML ({exc.__class__.__name__})") from None
 
 
+def private_folder(path: Path) -> None:
+    """Create `path` and every missing folder above it for its owner only (0700), whatever the umask: `mkdir -p`
+    gives the folders above the last one the umask's mode, and a folder others may write to lets them swap the
+    register or its -wal file."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process
+        os.chmod(folder, 0o700)  # mkdir's mode passes through the umask
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
+    """A file descriptor of `path`, created or replaced readable by its owner only (0600), also when a file was
+    already there with another mode. The folder must exist."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def write_config_file(values: dict[str, str]) -> Path:
     """Write flat string settings; JSON string escapes are valid TOML."""
     path = config_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     text = "".join(f"{key} = {json.dumps(str(value))}\n" for key, value in sorted(values.items()))
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_private(tmp)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, path)

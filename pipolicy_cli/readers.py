@@ -73,9 +73,10 @@ def detect(path: Path, explicit: str | None = None) -> str:
     return "csv"
 
 
-def records(path: Path, fmt: str) -> Iterator[tuple[int, dict | RowProblem]]:
+def records(path: Path, fmt: str, fields: tuple[str, ...] | None = None) -> Iterator[tuple[int, dict | RowProblem]]:
+    """`fields`: the names a CSV header must use at least one of."""
     if fmt == "csv":
-        return _csv(path)
+        return _csv(path, fields)
     if fmt == "ndjson":
         return _ndjson(path)
     return _json_array(path)
@@ -120,7 +121,7 @@ def _decoded_lines(path: Path) -> Iterator[str]:
             raise InvalidInput(f"input: line {number}: not valid UTF-8") from None
 
 
-def _csv(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
+def _csv(path: Path, fields: tuple[str, ...] | None = None) -> Iterator[tuple[int, dict | RowProblem]]:
     csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(_decoded_lines(path), strict=True)
     try:
@@ -132,6 +133,9 @@ def _csv(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
     header = [name.strip() for name in header]
     if len(set(header)) != len(header) or not all(header):
         raise InvalidInput("input: the CSV header has empty or repeated column names")
+    if fields is not None and not set(header) & set(fields):
+        # Most likely a file without its header row: the names are the first person's values, so none is repeated.
+        raise InvalidInput(f"input: the CSV header names none of the fields ({', '.join(fields)}); is the header row missing?")
     number = 0
     while True:
         number += 1

@@ -120,7 +120,7 @@ def _setting(key: str) -> Setting:
     try:
         return SETTINGS[key]
     except KeyError:
-        raise InvalidInput(f"key: unknown setting {key!r} (known: {', '.join(SETTINGS)})") from None
+        raise InvalidInput(f"key: not a setting (known: {', '.join(SETTINGS)})") from None
 
 
 def jurisdiction(register: Register) -> str:

@@ -58,8 +58,9 @@ def jobs_for(path: Path, jobs: int | None) -> int:
     return 1 if path.stat().st_size < PARALLEL_FROM_BYTES else parallel.default_jobs()
 
 
-def checked_records(path: Path, fmt: str, check, context, jobs: int) -> Iterator[Checked]:
-    """`check(record, context) -> (values, problems)` over every record of `path`, in order.
+def checked_records(path: Path, fmt: str, check, context, jobs: int, *, fields: tuple[str, ...]) -> Iterator[Checked]:
+    """`check(record, context) -> (values, problems)` over every record of `path`, in order; `fields` are the
+    names a record may have.
 
     `check` must be a module-level function: chunks of records go to worker
     processes. NDJSON lines travel unparsed (bytes pickle for next to nothing),
@@ -68,7 +69,7 @@ def checked_records(path: Path, fmt: str, check, context, jobs: int) -> Iterator
     if fmt == "ndjson":
         items = ((number, raw, context) for number, raw in readers.ndjson_lines(path))
     else:
-        items = ((number, record, context) for number, record in readers.records(path, fmt))
+        items = ((number, record, context) for number, record in readers.records(path, fmt, fields))
     return parallel.map_chunks(partial(_check_chunk, check), items, jobs=jobs)
 
 

@@ -41,7 +41,8 @@ def import_users(
     conn = register.conn
     context = (today(register), settings.local_zone(register))
     with cache_size(conn, IMPORT_CACHE_KIB), Staging(COLUMNS) as staging:
-        staging.load(checked_records(path, fmt, check_user, context, jobs_for(path, jobs)), result)
+        staging.load(checked_records(path, fmt, check_user, context, jobs_for(path, jobs),
+                                     fields=validate.IMPORT_FIELDS), result)
         staging.flag_repeats(*UNIQUE)
         with staging.attached(conn):
             _compare(conn, result, apply_updates, max_problems)

@@ -96,7 +96,8 @@ def update(register: Register, row: dict[str, Any], changes: dict[str, Any], cle
     """A correction (policy 5.1, PIPL Art. 46): the audit event names the fields changed."""
     for field in clear:
         if field not in validate.USER_FIELDS or field == "user_id":
-            raise InvalidInput(f"--clear: {field}: not a field that can be cleared")
+            clearable = ", ".join(name for name in validate.USER_FIELDS if name != "user_id")
+            raise InvalidInput(f"--clear: not a field that can be cleared ({clearable})")
         if changes.get(field) is not None:
             raise InvalidInput(f"--clear: {field}: also given a new value")
     merged = {field: row[field] for field in validate.USER_FIELDS}
@@ -202,13 +203,13 @@ def view(row: dict[str, Any], on: date, *, reveal: bool, full: bool) -> dict[str
     return shown if reveal else masking.mask_row(shown)
 
 
-def record_reveal(register: Register, keys: list[int], actor: str, command: str) -> None:
-    """Each unmasked view of a person is an audit event."""
+def record_reveal(register: Register, keys: list[int], actor: str, command: str, table: str = "users") -> None:
+    """Each unmasked view of a person (or of a `table` row naming someone) is an audit event."""
     if not keys:
         return
     with register.transaction(actor, command) as tx:
         for key in keys:
-            tx.record("reveal", "users", key)
+            tx.record("reveal", table, key)
 
 
 def stage_list(register: Register, path, table: str) -> None:

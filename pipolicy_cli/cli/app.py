@@ -58,30 +58,67 @@ class PipolicyGroup(TyperGroup):
         finally:
             self._listing = False
 
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        ctx.meta[TYPED] = list(args)  # the meta dict is shared by every sub-command's context
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         from pipolicy_cli.cli.output import Output
 
         Output.current = None  # an earlier run in this process (quickstart, tests) must not answer for this one
         try:
             return super().invoke(ctx)
-        except PipolicyError as exc:
-            _report(str(exc), exc.exit_code, exc.kind, getattr(exc, "problems", None))
-        except KeyboardInterrupt:
-            _report("interrupted", ExitCode.INTERRUPTED, "interrupted")
-        except Terminated:
-            _report("terminated", ExitCode.TERMINATED, "terminated")
-        except Exception as exc:
+        except SystemExit:
+            raise
+        except BaseException as exc:
             if type(exc).__module__.split(".")[0] in ("typer", "click"):
+                _hide_typed_values(exc, ctx.meta.get(TYPED, []))
                 raise  # usage errors and exits are typer's to print
-            import sqlite3
+            _map(exc)
 
-            if isinstance(exc, sqlite3.Error):
-                # SQLite's messages name tables and columns, never values.
-                _report(f"storage: {exc}", ExitCode.ERROR, "storage")
-            elif isinstance(exc, OSError):
-                _report(f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": "), ExitCode.ERROR, "os")
-            else:
-                _report_internal(exc)
+
+TYPED = "pipolicy.typed"
+
+
+def _map(exc: BaseException) -> None:
+    """Every exception to one line on stderr and its exit code (raises typer.Exit)."""
+    if isinstance(exc, PipolicyError):
+        _report(str(exc), exc.exit_code, exc.kind, getattr(exc, "problems", None))
+    if isinstance(exc, KeyboardInterrupt):
+        _report("interrupted", ExitCode.INTERRUPTED, "interrupted")
+    if isinstance(exc, Terminated):
+        _report("terminated", ExitCode.TERMINATED, "terminated")
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):
+        # SQLite's messages name tables and columns, never values.
+        _report(f"storage: {exc}", ExitCode.ERROR, "storage")
+    if isinstance(exc, OSError):
+        _report(f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": "), ExitCode.ERROR, "os")
+    _report_internal(exc)
+
+
+def _hide_typed_values(exc: BaseException, typed: list[str]) -> None:
+    """Typer's usage errors quote what was typed ("'x' is not a valid int", "No such command 'x'", "unexpected
+    extra argument (x)"), and what was typed may be a personal value in the wrong place (a name without its
+    --name): keep what the message says about it, not the value."""
+    import re
+
+    message = getattr(exc, "message", None)
+    if not message or not isinstance(message, str):
+        return
+    if re.match(r"Got unexpected extra arguments?", message):
+        exc.message = re.sub(r" \(.*\)$", "", message, flags=re.S) + " (not shown: they may be personal values)"
+        return
+    values = {part for arg in typed for part in (arg, arg.partition("=")[2]) if part}
+    forms = sorted({form for value in values for form in (repr(value), value)}, key=len, reverse=True)
+    if message.startswith("No such command "):
+        said = message[len("No such command "):]
+        exc.message = "No such command" + next((said[len(form):] for form in forms if said.startswith(form)), ".")
+    elif isinstance(exc, typer.BadParameter):
+        # A parameter type's complaint starts with the value: "'x' is not one of ...", "0 is not in the range ..."
+        exc.message = next(("the value given" + message[len(form):] for form in forms if message.startswith(form + " ")),
+                            "not a valid value")
 
 
 def _report(message: str, code: int, kind: str, problems: list[str] | None = None) -> None:
@@ -157,4 +194,17 @@ def run() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    app(prog_name="pipolicy")
+    try:
+        app(prog_name="pipolicy")
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        # What escapes typer (an exception that is not an Exception, a failure before or while a command is
+        # invoked) would reach Python's hook, which prints its message: report it like any other.
+        try:
+            _map(exc)
+        except typer.Exit as stop:
+            raise SystemExit(stop.exit_code) from None
+        except BaseException:  # reporting it failed too: what failed, plainly
+            sys.stderr.write(f"pipolicy: error: internal error: {type(exc).__name__}\n")
+            raise SystemExit(ExitCode.ERROR) from None

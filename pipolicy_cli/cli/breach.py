@@ -250,7 +250,9 @@ def draft(
                 path = out_path.expanduser()
                 import os
 
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                from pipolicy_cli.paths import open_private
+
+                fd = open_private(path)
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
                 out.message(f"wrote {path}")

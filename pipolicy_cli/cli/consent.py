@@ -9,6 +9,7 @@ import typer
 from pipolicy_cli.cli import options
 from pipolicy_cli.cli.output import Format
 from pipolicy_cli.errors import ExitCode, UsageError
+from pipolicy_cli.masking import OTHERS, mask_row
 
 class Signal(str, Enum):
     dnt = "dnt"
@@ -38,7 +39,7 @@ def _record(action: str, user: str, by: options.By, code: str, actor, db, fmt, a
         row = options.find_user(register, user, by)
         event = consents.record(register, row, code.strip(), action, options.actor(actor), **details)
     warning = event.pop("warning")
-    out.document(event)
+    out.document(mask_row(event, OTHERS))
     if warning:
         out.warning(warning)
 
@@ -88,18 +89,23 @@ def history(
     user: options.UserArg,
     code: Annotated[Optional[str], typer.Argument(metavar="[PURPOSE_OR_SCOPE]", help="Only this purpose or scope.", show_default=False)] = None,
     by: options.ByOpt = options.By.user_id,
+    reveal: options.Reveal = False,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
     as_json: options.Json = False,
 ) -> None:
-    """Every grant and withdrawal for one person: the proof a regulator asks for."""
-    from pipolicy_cli import consents
+    """Every grant and withdrawal for one person: the proof a regulator asks for. A guardian's name is masked
+    unless --reveal."""
+    from pipolicy_cli import consents, users
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        rows = consents.history(register, options.find_user(register, user, by), code)
-    out.rows(rows, COLUMNS)
+        person = options.find_user(register, user, by)
+        rows = consents.history(register, person, code)
+        if reveal:
+            users.record_reveal(register, [person["id"]], options.actor(actor), "consent history --reveal")
+    out.rows((row if reveal else mask_row(row, OTHERS) for row in rows), COLUMNS)
 
 
 @app.command("list")

@@ -29,6 +29,7 @@ def export(
     """Everything held about one person: profile, inventory, consents, every use, requests, and who to contact. Audited."""
     from pipolicy_cli import export as core
     from pipolicy_cli.errors import UsageError
+    from pipolicy_cli.paths import open_private
 
     out = Output("json")
     if fmt is ExportFormat.csv and out_path is None and out.env.stdout_isatty:
@@ -47,8 +48,7 @@ def export(
                 (core.write_json if fmt is ExportFormat.json else core.write_markdown)(register, row, out.env.stdout)
             return
         path = out_path.expanduser()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # also when the file was already there
+        fd = open_private(path)
         if fmt is ExportFormat.csv:
             with os.fdopen(fd, "wb") as handle:
                 core.write_csv_zip(register, row, handle)

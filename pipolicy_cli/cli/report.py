@@ -39,7 +39,9 @@ def report(
         if out_path is None:
             Output("json").text(text)
         else:
-            fd = os.open(out_path.expanduser(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            from pipolicy_cli.paths import open_private
+
+            fd = open_private(out_path.expanduser())
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
     if fail_on_attention and built["attention"]:

@@ -8,6 +8,7 @@ import typer
 from pipolicy_cli.cli import options
 from pipolicy_cli.cli.output import Format
 from pipolicy_cli.errors import ExitCode
+from pipolicy_cli.masking import OTHERS, mask_row
 
 app = typer.Typer(help="Rights requests: open, verify, extend, complete, reject; deadlines from the profile.", no_args_is_help=True)
 COLUMNS = ["id", "user_id", "kind", "ground", "status", "received_at", "due_on", "extended_due_on", "days_left", "overdue"]
@@ -57,7 +58,7 @@ def open_(
         request = requests.open_request(register, row, kind.value, options.actor(actor), ground=ground, received=received,
                                         via=via, for_deceased=for_deceased, requester=requester, relation=relation)
     note = request.pop("calendar_note")
-    out.document(request)
+    out.document(mask_row(request, OTHERS))
     if note:
         out.warning(note)
 
@@ -91,7 +92,7 @@ def list_(
             register, status=status.value if status else None, kind=kind.value if kind else None,
             user_key=users.find(register, user)["id"] if user else None, overdue=overdue, due_within=days, limit=limit,
         )
-        count = out.rows(rows, COLUMNS)
+        count = out.rows((mask_row(row, OTHERS) for row in rows), COLUMNS)
     if overdue and count:
         raise typer.Exit(ExitCode.ATTENTION)
 
@@ -99,17 +100,22 @@ def list_(
 @app.command("show")
 def show(
     request_id: RequestId,
+    reveal: options.Reveal = False,
     db: options.Db = None,
     actor: options.Actor = None,
     fmt: options.FormatOpt = Format.auto,
     as_json: options.Json = False,
 ) -> None:
-    """One request, with every step: who verified it and how, extensions, the outcome and its reason."""
-    from pipolicy_cli import requests
+    """One request, with every step: who verified it and how, extensions, the outcome and its reason. A requester's
+    name is masked unless --reveal."""
+    from pipolicy_cli import requests, users
 
     out = options.output(fmt, as_json)
     with options.open_register(db) as register:
-        out.document(requests.show(register, request_id))
+        row = requests.show(register, request_id)
+        if reveal:
+            users.record_reveal(register, [row["id"]], options.actor(actor), "request show --reveal", "requests")
+    out.document(row if reveal else mask_row(row, OTHERS))
 
 
 def _step(name: str, doc: str, option: str, option_help: str) -> None:
@@ -131,7 +137,7 @@ def _step(name: str, doc: str, option: str, option_help: str) -> None:
                 row = requests.complete(register, request_id, options.actor(actor), text)
             else:
                 row = getattr(requests, name)(register, request_id, text or "", options.actor(actor))
-        out.document(row)
+        out.document(mask_row(row, OTHERS))
 
     command.__doc__ = doc
     app.command(name)(command)
@@ -168,6 +174,6 @@ def complete(
                 return
             options.confirm(f"Completing request {request_id} erases {current['user_id']} for good. Go on?", yes)
         elif dry_run:
-            out.document(current)
+            out.document(mask_row(current, OTHERS))
             return
-        out.document(requests.complete(register, request_id, options.actor(actor), note, override=override))
+        out.document(mask_row(requests.complete(register, request_id, options.actor(actor), note, override=override), OTHERS))

@@ -80,7 +80,7 @@ def _reports(task_id: str, outcome: str, note: Optional[str]) -> list:
 
     if task_id != "-":
         if not task_id.strip().isdigit():
-            raise InvalidInput(f"ID: not a task id: {task_id!r}")
+            raise InvalidInput("ID: not a task id")
         return [(int(task_id), outcome, fields.option_text("--note" if outcome == "done" else "--reason", note, required=outcome == "failed"))]
     reports, problems = [], []
     for number, line in enumerate(sys.stdin, 1):

@@ -42,10 +42,10 @@ def cache_size(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
 
 def create_file(path: Path) -> None:
     """Create an empty register file readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
+    from pipolicy_cli.paths import open_private, private_folder
+
+    private_folder(path.parent)
+    os.close(open_private(path, os.O_RDWR))
 
 
 def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
