@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     ATTENTION = 5  # a check found something
     LOCKED = 6
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # the reader of stdout went away (`| head`), as a process killed by SIGPIPE
     TERMINATED = 143
 
 

@@ -88,6 +88,10 @@ def _map(exc: BaseException) -> None:
         _report("interrupted", ExitCode.INTERRUPTED, "interrupted")
     if isinstance(exc, Terminated):
         _report("terminated", ExitCode.TERMINATED, "terminated")
+    if isinstance(exc, BrokenPipeError):
+        # `pipolicy ... | head`: stop quietly. Point stdout at /dev/null so that flushing it at exit fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(ExitCode.BROKEN_PIPE)
     import sqlite3
 
     if isinstance(exc, sqlite3.Error):

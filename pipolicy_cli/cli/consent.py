@@ -167,6 +167,7 @@ def _bulk(register, checker, out) -> int:
 
     found: dict[str, dict | None] = {}
     worst = ExitCode.OK
+    bad_lines: list[int] = []
     write = out.env.stdout.write
     for number, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -180,6 +181,7 @@ def _bulk(register, checker, out) -> int:
         except Exception:  # any malformed question gets its own answer, never a stop
             write(json.dumps({"line": number, "error": "expected {\"user_id\": ..., \"purpose\": ..., \"at\"?: ...}"}) + "\n")
             worst = ExitCode.INVALID
+            bad_lines.append(number)
             continue
         if user_id not in found:
             from pipolicy_cli import users
@@ -196,6 +198,9 @@ def _bulk(register, checker, out) -> int:
         if not answer["allowed"] and worst == ExitCode.OK:
             worst = ExitCode.ATTENTION
     out.env.stdout.flush()
+    if bad_lines:
+        out.message(f"pipolicy: error: {len(bad_lines)} malformed question line(s), the first line {bad_lines[0]}; "
+                    "each was answered with an error line")
     return worst
 
 

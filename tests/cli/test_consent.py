@@ -160,6 +160,7 @@ def test_bulk_check_answers_in_order(cli, reg):
     broken = cli("consent", "check", "-", "--db", reg, input="not json\n" + json.dumps({"user_id": "adult", "purpose": "service"}) + "\n")
     assert broken.exit_code == 4
     assert [json.loads(line).get("error") is not None for line in broken.stdout.splitlines()] == [True, False]
+    assert broken.stderr == "pipolicy: error: 1 malformed question line(s), the first line 1; each was answered with an error line\n"
 
 
 def test_policy_catalog_lists(cli, reg):

@@ -133,3 +133,20 @@ def test_quickstart_refuses_a_folder_in_use(cli, tmp_path):
     (tmp_path / "used" / "file").write_text("x")
     result = cli("quickstart", "--dir", tmp_path / "used")
     assert result.exit_code == 4
+
+
+def test_a_reader_that_goes_away_stops_the_output_quietly(cli, db, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests_support import people_file
+
+    cli.json("user", "import", people_file(tmp_path, 3000, "ndjson"), "--db", db)
+    env = {**os.environ, "PIPOLICY_DB": str(db)}
+    with subprocess.Popen([sys.executable, "-m", "pipolicy_cli", "user", "list", "--format", "csv"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout.readline().startswith(b"user_id,")
+        process.stdout.close()  # like `| head -1`
+        assert process.wait(timeout=60) == 141
+        assert process.stderr.read() == b""
