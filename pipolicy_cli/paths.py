@@ -72,6 +72,35 @@ def private_folder(path: Path) -> None:
         os.chmod(folder, 0o700)  # mkdir's mode passes through the umask
 
 
+SCRATCH_PREFIX = "pipolicy-scratch-"
+
+
+def scratch_folder(kind: str) -> Path:
+    """A new private temporary folder (0700, mkdtemp's) for an import's spool or stdin, named after this process.
+    Those hold personal values, and a process killed with SIGKILL cannot remove its folder: each new one first
+    removes the folders of processes that are gone."""
+    import re
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(SCRATCH_PREFIX + "*"):
+        owner = re.match(re.escape(SCRATCH_PREFIX) + r"[a-z]+-(\d+)-", folder.name)
+        if owner and folder.is_dir() and not folder.is_symlink() and not _alive(int(owner[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-", dir=root))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's: not ours to remove anyway
+    return True
+
+
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
     """A file descriptor of `path`, created or replaced readable by its owner only (0600), also when a file was
     already there with another mode. The folder must exist."""

@@ -14,12 +14,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from pipolicy_cli import paths
 from pipolicy_cli.errors import InvalidInput, NotFound
 
 FORMATS = ("csv", "json", "ndjson")
@@ -43,8 +43,8 @@ def source(name: str) -> Iterator[Path]:
             raise NotFound(f"input: no such file {path}")
         yield path
         return
-    folder = tempfile.mkdtemp(prefix="pipolicy-stdin-")
-    spool = Path(folder) / "stdin"
+    folder = paths.scratch_folder("stdin")
+    spool = folder / "stdin"
     try:
         fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:

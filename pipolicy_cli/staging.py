@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,7 +26,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from pipolicy_cli import parallel, readers
+from pipolicy_cli import parallel, paths, readers
 
 # (row number, normalised values or None, [(field, reason), ...])
 Checked = tuple[int, "tuple | None", "list[tuple[str, str]]"]
@@ -89,7 +88,7 @@ def _check_chunk(check, chunk: list) -> list[Checked]:
 class Staging:
     def __init__(self, columns: Sequence[str]):
         self.columns = tuple(columns)
-        self.folder = Path(tempfile.mkdtemp(prefix="pipolicy-spool-"))
+        self.folder = paths.scratch_folder("spool")
         self.path = self.folder / "spool.db"
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         self.conn = sqlite3.connect(str(self.path), isolation_level=None)

@@ -1,3 +1,4 @@
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -91,3 +92,26 @@ def test_a_profile_rule_without_a_source_is_refused(tmp_path, monkeypatch):
             catalog.load_profile("bad")
     finally:
         catalog.load_profile.cache_clear()
+
+
+def test_scratch_folders_of_processes_that_are_gone_are_removed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from pipolicy_cli import paths
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f"{paths.SCRATCH_PREFIX}spool-{int(gone.stdout)}-abc"  # as a killed import leaves it
+    (left / "spool.db").parent.mkdir()
+    (left / "spool.db").write_text("personal values")
+    living = tmp_path / f"{paths.SCRATCH_PREFIX}stdin-{os.getppid()}-def"
+    living.mkdir()
+    other = tmp_path / "not-ours"
+    other.mkdir()
+
+    made = paths.scratch_folder("stdin")
+    assert made.parent == tmp_path and made.name.startswith(f"{paths.SCRATCH_PREFIX}stdin-{os.getpid()}-")
+    assert oct(made.stat().st_mode & 0o777) == "0o700"
+    assert not left.exists() and living.exists() and other.exists()
