@@ -41,12 +41,14 @@ GIVE_BACK_STEP, GIVE_BACK_PER_RUN = 64 << 20, 256 << 20  # bytes
 # and a checkpoint after each batch copied them all into the file again each time. The sweep's own
 # TRUNCATE checkpoint at the end empties the WAL as before.
 BATCH_WAL_PAGES = 65_536
-# Without --batch-size, batches grow while one commits well within BATCH_SECONDS: a batch rewrites every
-# index page it touches, so 10,000-row batches deleted at a third of a single DELETE's rate, and larger ones
-# approach it; other writers wait at most about one batch (their busy timeout is 60 s). With 3 s, 10M events
-# settled at 160,000-row batches of ~2.8 s whose commits and checkpoints (38 s) cost as much as the DELETEs
-# (52 s): 0.57x the raw DELETE, against 0.67x with 1,000,000-row batches of ~14 s (bench_sweep.py).
-FIRST_BATCH, MAX_BATCH, BATCH_SECONDS = 10_000, 1_000_000, 25.0
+# Without --batch-size, each batch is sized from the last one's rate to take about BATCH_SECONDS (growing at
+# most GROWTH-fold, up to MAX_BATCH): a batch rewrites every index page it touches (1M deletes spread over the
+# 1M users touch nearly every page of access_log_user_at), so small batches cost nearly as much as big ones;
+# other writers wait at most about one batch (their busy timeout is 60 s). With 3 s, 10M events settled at
+# 160,000-row batches whose commits and checkpoints (38 s) cost as much as the DELETEs (52 s): 0.57x the raw
+# DELETE, against 0.67x with 1,000,000-row batches of ~14 s; doubling from 10,000 spent 7 batches, 34 s, on
+# the first 1.27M rows (bench_sweep.py).
+FIRST_BATCH, MAX_BATCH, BATCH_SECONDS, GROWTH = 10_000, 1_000_000, 15.0, 8
 COLUMNS = ("id", "started_at", "finished_at", "as_of", "state", "stop_reason", "resumed", "counts", "attention", "actor")
 
 
@@ -231,10 +233,8 @@ class Sweep:
     def _size_next_batch(self, seconds: float, rows: int) -> None:
         if self.fixed_batch or rows < self.batch_size:
             return
-        if seconds < BATCH_SECONDS / 2:
-            self.batch_size = min(self.batch_size * 2, MAX_BATCH)
-        elif seconds > BATCH_SECONDS * 2:
-            self.batch_size = max(self.batch_size // 2, FIRST_BATCH)
+        wanted = rows * BATCH_SECONDS / max(seconds, 1e-3)
+        self.batch_size = int(max(FIRST_BATCH, self.batch_size // 2, min(wanted, self.batch_size * GROWTH, MAX_BATCH)))
 
     def _count(self, tx, label: str, rows: int) -> None:
         """Add to the sweep's count in the transaction that changed the rows: a resumed sweep never counts twice."""

@@ -85,3 +85,18 @@ def test_free_pages_go_back_in_steps_and_at_most_a_budget_a_run(register, monkey
 
     summary = sweep.Sweep(register, "t", as_of="2026-01-01T00:00:00Z").run()
     assert summary["counts"]["free pages given back"] == 1200
+
+
+def test_batches_are_sized_to_take_about_batch_seconds(register):
+    run = sweep.Sweep(register, "t")
+    sizes = []
+    for seconds in (0.05, 0.5, 3.0, 20.0, 200.0):  # what each batch took
+        run._size_next_batch(seconds, run.batch_size)
+        sizes.append(run.batch_size)
+    # x8 at most; then about BATCH_SECONDS' worth; MAX_BATCH at most; halved at most when slow
+    assert sizes == [80_000, 640_000, 1_000_000, 750_000, 375_000]
+    run._size_next_batch(0.01, 10)  # a last, partial batch says nothing about the rate
+    assert run.batch_size == 375_000
+    fixed = sweep.Sweep(register, "t", batch_size=500)
+    fixed._size_next_batch(0.001, 500)
+    assert fixed.batch_size == 500
