@@ -63,11 +63,6 @@ def target_of(rule: dict[str, Any]) -> Target:
     return ITEMS if rule["target_kind"] == "category" else TABLES[rule["target"]]
 
 
-def approx_days(span) -> float:
-    """A duration's length for comparing against a floor (a month counts 30.44 days)."""
-    return span.years * 365.25 + span.months * 30.44 + span.days + span.hours / 24 + span.minutes / 1440  # weeks are in days
-
-
 def floor_for(register: Register, kind: str, target: str) -> dict[str, str] | None:
     """The profile's floor for this table or category, if it has one."""
     for floor in catalog.load_profile(settings.jurisdiction(register)).get("retention_floors", []):
@@ -78,7 +73,7 @@ def floor_for(register: Register, kind: str, target: str) -> dict[str, str] | No
 
 def under_floor(register: Register, rule: dict[str, Any]) -> dict[str, str] | None:
     floor = floor_for(register, rule["target_kind"], rule["target"])
-    if floor and approx_days(dates.parse_duration(rule["keep"])) < approx_days(dates.parse_duration(floor["keep"])):
+    if floor and dates.approx_days(dates.parse_duration(rule["keep"])) < dates.approx_days(dates.parse_duration(floor["keep"])):
         return floor
     return None
 
@@ -101,7 +96,7 @@ def _checked(register: Register, category: str | None, table: str | None, keep: 
     if action == "restrict" and not target_of({"target_kind": kind, "target": target}).restrict:
         raise InvalidInput(f"--action: {target} rows cannot be restricted; delete or deidentify them")
     span = dates.parse_duration(keep, "--keep")
-    if approx_days(span) <= 0:
+    if dates.approx_days(span) <= 0:
         raise InvalidInput("--keep: must be longer than nothing")
     basis = fields.option_text("--basis", basis)
     rule = {"target_kind": kind, "target": target, "keep": keep.strip(), "action": action, "basis": basis}

@@ -54,7 +54,8 @@ def _jurisdiction(value: str) -> str:
 
 
 def _guardian_age(value: str) -> str:
-    if not value.strip().isdigit() or not 1 <= int(value) <= 21:
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 2 and 1 <= int(value) <= 21):
         raise InvalidInput("guardian-age: a whole number of years from 1 to 21")
     return str(int(value))
 
@@ -161,7 +162,7 @@ def guardian_age(register: Register) -> tuple[int, str]:
 
 def time_option(register: Register, value: str | None, option: str) -> str | None:
     """A time given on the command line, read in the register's zone, as stored (UTC with Z)."""
-    if not value:
+    if value is None:
         return None
     return dates.to_text(dates.parse_time(value, local_zone(register), option))
 

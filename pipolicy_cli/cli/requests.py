@@ -84,8 +84,8 @@ def list_(
     days = None
     if due_within is not None:
         text = due_within.strip().lower().removesuffix("d").strip()
-        if not text.isdigit():
-            raise InvalidInput("--due-within: a number of days, e.g. 3d")
+        if not (text.isascii() and text.isdigit() and len(text) <= 5):
+            raise InvalidInput("--due-within: a number of days up to 99999, e.g. 3d")
         days = int(text)
     with options.open_register(db) as register:
         rows = requests.query(

@@ -99,7 +99,7 @@ def sweep(
     """
     import signal
 
-    from pipolicy_cli import dates, retention
+    from pipolicy_cli import dates
     from pipolicy_cli import settings as config
     from pipolicy_cli import sweep as core
     from pipolicy_cli.errors import ExitCode
@@ -109,7 +109,7 @@ def sweep(
         moment = config.time_option(register, as_of, "--as-of")
         seconds = None
         if max_duration is not None:
-            seconds = retention.approx_days(dates.parse_duration(max_duration, "--max-duration")) * 86400
+            seconds = dates.approx_days(dates.parse_duration(max_duration, "--max-duration")) * 86400
         if dry_run:
             plan = core.plan(register, moment or dates.now_text())
             out.document({"dry_run": True, "as_of": moment or dates.now_text(), **plan})
