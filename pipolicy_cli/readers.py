@@ -12,6 +12,7 @@ import codecs
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 from contextlib import contextmanager
@@ -23,6 +24,10 @@ from pipolicy_cli import paths
 from pipolicy_cli.errors import InvalidInput, NotFound
 
 FORMATS = ("csv", "json", "ndjson")
+UNPAIRED_SURROGATE = "holds an unpaired surrogate escape (\\uD800-\\uDFFF), which is not text"
+# A JSON escape of a surrogate: only where one occurs is a record walked to find an unpaired one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 CSV_FIELD_LIMIT = 64 * 1024
 _CHUNK = 1 << 16
 MAX_RECORD = 16 << 20
@@ -105,7 +110,27 @@ def parse_line(raw: bytes) -> dict | RowProblem:
         return RowProblem("row", "not valid UTF-8")
     except (json.JSONDecodeError, RecursionError):
         return RowProblem("row", "not valid JSON")
-    return value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+    if not isinstance(value, dict):
+        return RowProblem("row", "not a JSON object")
+    if _SURROGATE_ESCAPE_BYTES.search(raw) and unpaired_surrogate(value):
+        return RowProblem("row", UNPAIRED_SURROGATE)
+    return value
+
+
+def unpaired_surrogate(value) -> bool:
+    """Whether decoded JSON holds a string with an unpaired surrogate (`"\\ud800"` alone): valid JSON,
+    but no UTF-8 text, so it could be neither stored nor printed."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(unpaired_surrogate(key) or unpaired_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(unpaired_surrogate(item) for item in value)
+    return False
 
 
 def _ndjson(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
@@ -209,8 +234,12 @@ def _json_array(path: Path) -> Iterator[tuple[int, dict | RowProblem]]:
                     position = start  # a number or literal may go on in the next chunk
                     break
                 number += 1
+                if not isinstance(value, dict):
+                    value = RowProblem("row", "not a JSON object")
+                elif _SURROGATE_ESCAPE.search(buffer, position, end) and unpaired_surrogate(value):
+                    value = RowProblem("row", UNPAIRED_SURROGATE)
                 position = end
-                yield number, value if isinstance(value, dict) else RowProblem("row", "not a JSON object")
+                yield number, value
             if len(buffer) - position > MAX_RECORD:
                 raise InvalidInput(f"input: row {number + 1}: larger than {MAX_RECORD // (1 << 20)} MiB")
             if not chunk:

@@ -60,12 +60,16 @@ class PipolicyGroup(TyperGroup):
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         ctx.meta[TYPED] = list(args)  # the meta dict is shared by every sub-command's context
+        ctx.meta[UNREADABLE] = _unreadable_argument(args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         from pipolicy_cli.cli.output import Output
 
         Output.current = None  # an earlier run in this process (quickstart, tests) must not answer for this one
+        unreadable = ctx.meta.get(UNREADABLE)
+        if unreadable:
+            _report(unreadable, ExitCode.INVALID, "invalid_input")
         try:
             return super().invoke(ctx)
         except SystemExit:
@@ -78,6 +82,7 @@ class PipolicyGroup(TyperGroup):
 
 
 TYPED = "pipolicy.typed"
+UNREADABLE = "pipolicy.unreadable"
 
 
 def _map(exc: BaseException) -> None:
@@ -92,13 +97,17 @@ def _map(exc: BaseException) -> None:
         # `pipolicy ... | head`: stop quietly. Point stdout at /dev/null so that flushing it at exit fails no more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(ExitCode.BROKEN_PIPE)
+    if isinstance(exc, UnicodeDecodeError):
+        # Files are decoded where they are read, naming the row; this is text read from stdin.
+        _report("stdin: not valid UTF-8 text", ExitCode.INVALID, "invalid_input")
     import sqlite3
 
     if isinstance(exc, sqlite3.Error):
-        # SQLite's messages name tables and columns, never values.
-        _report(f"storage: {exc}", ExitCode.ERROR, "storage")
+        from pipolicy_cli.register.connection import storage_problem
+
+        _report(f"storage: {storage_problem(exc)}", ExitCode.ERROR, "storage")
     if isinstance(exc, OSError):
-        _report(f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": "), ExitCode.ERROR, "os")
+        _report(f"{exc.strerror or type(exc).__name__}: {_shortened(exc.filename)}".rstrip(": "), ExitCode.ERROR, "os")
     _report_internal(exc)
 
 
@@ -123,6 +132,35 @@ def _hide_typed_values(exc: BaseException, typed: list[str]) -> None:
         # A parameter type's complaint starts with the value: "'x' is not one of ...", "0 is not in the range ..."
         exc.message = next(("the value given" + message[len(form):] for form in forms if message.startswith(form + " ")),
                             "not a valid value")
+
+
+def _unreadable_argument(args: list[str]) -> str | None:
+    """Arguments the OS could not decode (invalid UTF-8 arrives as lone surrogates) or holding NUL can be
+    neither stored nor used as paths: refuse them up front, naming the option they belong to."""
+    for index, arg in enumerate(args):
+        if "\x00" in arg:
+            fault = "contains a NUL character"
+        elif not arg.isascii():
+            try:
+                arg.encode("utf-8")
+                continue
+            except UnicodeEncodeError:
+                fault = "not valid UTF-8 text"
+        else:
+            continue
+        if arg.startswith("--") and "=" in arg:
+            name = arg.split("=", 1)[0]
+        elif index and args[index - 1].startswith("-") and args[index - 1] not in ("-", "--"):
+            name = args[index - 1]
+        else:
+            name = f"argument {index + 1}"
+        return f"{name}: {fault}"
+    return None
+
+
+def _shortened(filename) -> str:
+    text = str(filename or "")
+    return text if len(text) <= 200 else text[:100] + "..." + text[-60:]
 
 
 def _report(message: str, code: int, kind: str, problems: list[str] | None = None) -> None:

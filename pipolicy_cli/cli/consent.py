@@ -163,17 +163,17 @@ def _bulk(register, checker, out) -> int:
     """One NDJSON answer per question line, in order; exit 4 if a line was bad, else 5 if a use is not allowed."""
     import json
 
-    from pipolicy_cli import dates
+    from pipolicy_cli import dates, readers
 
     found: dict[str, dict | None] = {}
     worst = ExitCode.OK
     bad_lines: list[int] = []
     write = out.env.stdout.write
-    for number, line in enumerate(sys.stdin, 1):
+    for number, line in enumerate(sys.stdin.buffer, 1):
         if not line.strip():
             continue
         try:
-            question = json.loads(line)
+            question = readers.parse_line(line)  # not UTF-8, not JSON, not an object: a RowProblem, no key
             user_id, code = question["user_id"], question["purpose"]
             if not isinstance(user_id, str) or not isinstance(code, str):
                 raise TypeError

@@ -70,29 +70,44 @@ def pull(
         out.rows(tasks.pull(register, system, options.actor(actor), limit=limit, lease=lease), PULL_COLUMNS)
 
 
+def _task_key(value) -> Optional[int]:
+    """A task id from text or JSON: a positive whole number SQLite can hold, else None."""
+    if isinstance(value, str):
+        value = int(value) if value.isascii() and value.isdigit() and len(value) <= 19 else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
 def _reports(task_id: str, outcome: str, note: Optional[str]) -> list:
     """(id, outcome, note) from the argument, or from stdin lines when it is '-'."""
-    import json
     import sys
 
-    from pipolicy_cli import fields
+    from pipolicy_cli import fields, readers
     from pipolicy_cli.errors import InvalidInput
 
     if task_id != "-":
-        if not task_id.strip().isdigit():
+        key = _task_key(task_id.strip())
+        if key is None:
             raise InvalidInput("ID: not a task id")
-        return [(int(task_id), outcome, fields.option_text("--note" if outcome == "done" else "--reason", note, required=outcome == "failed"))]
+        return [(key, outcome, fields.option_text("--note" if outcome == "done" else "--reason", note, required=outcome == "failed"))]
     reports, problems = [], []
-    for number, line in enumerate(sys.stdin, 1):
+    for number, line in enumerate(sys.stdin.buffer, 1):
         line = line.strip()
         if not line:
             continue
         try:
-            record = json.loads(line) if line.startswith("{") else {"id": int(line)}
-            key = record["id"]
-            if not isinstance(key, int) or isinstance(key, bool):
+            record = readers.parse_line(line) if line.startswith(b"{") else {"id": _task_key(line.decode("ascii", "replace"))}
+            if isinstance(record, readers.RowProblem):
+                problems.append(f"line {number}: {record.field}: {record.reason}")
+                continue
+            key = _task_key(record["id"])
+            if key is None:
                 raise ValueError
             text = record.get("note", record.get("reason", note))
+            if text is not None and not isinstance(text, str):
+                problems.append(f"line {number}: note: must be text")
+                continue
             reports.append((key, outcome, fields.option_text("note", text, required=outcome == "failed")))
         except (ValueError, KeyError, TypeError):
             problems.append(f"line {number}: id: not a task id")
