@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipolicy_cli import catalog, dates, settings, users
+from pipolicy_cli import catalog, dates, fields, settings, users
 from pipolicy_cli.consents import Codes
 from pipolicy_cli.errors import InvalidInput, NotFound
 from pipolicy_cli.register import Register
@@ -75,7 +75,7 @@ def check_event(raw: dict[str, Any], words: Vocabulary) -> tuple[tuple, list[tup
         return plain, []
     problems: list[tuple[str, str]] = []
     if not raw.keys() <= _FIELD_SET:
-        problems += [(name, "unknown field") for name in raw if name not in _FIELD_SET]
+        problems += fields.unknown_fields(raw, _FIELD_SET)
     values = []
     for name in EVENT_FIELDS:
         value = raw.get(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
 MAX_LENGTH = {"user_id": 64, "name": 100, "address": 300, "contact": 200, "email": 254, "summary": 500, "cause": 2000,
               "harm": 2000, "measures": 2000, "advice": 2000, "remedies": 2000, "late_reason": 2000}
 
@@ -40,3 +41,13 @@ def text(field: str, value: str) -> str:
     if _CONTROL.search(value):
         raise FieldError(field, "contains control characters")
     return value
+
+
+def unknown_fields(names, known) -> list[tuple[str, str]]:
+    """(field, reason) for each name of a record not in `known`. Only a name that reads like a field name
+    is shown: a CSV file without its header line makes the first person's values the column names."""
+    names = list(names)
+    unknown = [name for name in names if name not in known]
+    if unknown and len(unknown) == len(names):
+        return [("row", "no known field (is the header line missing?)")]
+    return [(name if _FIELD_NAME.match(name) else "field", "unknown field") for name in unknown]

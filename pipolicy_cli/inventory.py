@@ -63,12 +63,12 @@ def check_item(raw: dict[str, Any], categories: frozenset[str], zone) -> tuple[t
     A missing `collected_at` stays None: an import keeps the time already
     recorded, and a new item gets the time it is recorded.
     """
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = fields.unknown_fields(raw, ITEM_FIELDS)
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in ITEM_FIELDS:
-            problems.append((name, "unknown field"))
-        elif value is not None and not isinstance(value, str):
+            continue
+        if value is not None and not isinstance(value, str):
             problems.append((name, "must be text"))
         else:
             out[name] = value.strip() if isinstance(value, str) and value.strip() else None

@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from stdnum.cn import ric
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
 
-from pipolicy_cli.fields import FieldError, text  # noqa: F401  (validators raise and use these)
+from pipolicy_cli.fields import FieldError, text, unknown_fields  # noqa: F401  (validators raise and use these)
 
 USER_FIELDS = ("user_id", "name", "gender", "birth_date", "address", "phone", "email", "id_number", "contact")
 IMPORT_FIELDS = (*USER_FIELDS, "status", "created_at", "cancelled_at")
@@ -109,11 +109,10 @@ def user(raw: dict, today: date, zone) -> dict:
 
     Raises `UserErrors` naming every bad field.
     """
-    errors: list[FieldError] = []
+    errors = [FieldError(field, reason) for field, reason in unknown_fields(raw, IMPORT_FIELDS)]
     out: dict = {}
     for field, value in raw.items():
         if field not in IMPORT_FIELDS:
-            errors.append(FieldError(field, "unknown field"))
             continue
         if value is None:
             out[field] = None
