@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from pipolicy_cli import breach, catalog, consents, dates, provisions, requests, settings, tasks, users
 from pipolicy_cli.register import Register
@@ -198,9 +198,13 @@ def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def record(register: Register, user: dict[str, Any], fmt: str, actor: str, request_id: int | None) -> list[str]:
+def record(register: Register, user: dict[str, Any], fmt: str, actor: str, request_id: int | None,
+           deliver: Callable[[], None] | None = None) -> list[str]:
     """Every export is audited; an export answering an access, copy or portability request completes it,
-    unless systems are still sending their part: then it stays open and their names are returned."""
+    unless systems are still sending their part: then it stays open and their names are returned.
+
+    `deliver` writes the export inside the same transaction (it reads the request as completed): an export
+    that fails to be written is neither audited nor counted as the answer."""
     from pipolicy_cli.errors import InvalidInput
 
     request = None
@@ -217,4 +221,6 @@ def record(register: Register, user: dict[str, Any], fmt: str, actor: str, reque
         tx.record("export", "users", user["id"], detail={"format": fmt, **({"request": request_id} if request_id else {})})
         if request is not None and not waiting:
             requests.complete(register, request_id, actor, f"answered with a {fmt} export", tx=tx)
+        if deliver is not None:
+            deliver()
     return waiting

@@ -71,6 +71,28 @@ def environment(template_dir: Path | None):
     return env
 
 
+def _rendered(name: str, template, values: dict[str, Any]) -> str:
+    try:
+        return template.render(values)
+    except Exception as exc:
+        raise _template_problem(name, exc) from None
+
+
+def _template_problem(name: str, exc: Exception) -> InvalidInput:
+    """A company's template can fail in any way, and a rendering error's message may quote the data (a missing
+    key is named by its value): it is named by its type and template line. A syntax error is found before any
+    data is seen, so its message, which quotes the template only, is shown."""
+    import traceback
+
+    from jinja2 import TemplateSyntaxError
+
+    if isinstance(exc, TemplateSyntaxError):
+        return InvalidInput(f"template {exc.name or 'breach/' + name}: line {exc.lineno}: {exc.message}")
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.endswith(".j2")]
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return InvalidInput(f"template breach/{name}: {type(exc).__name__}{where}")
+
+
 def _when(text: str | None, zone, lang: str) -> str | None:
     if not text:
         return None
@@ -117,13 +139,14 @@ class Drafter:
         }
         self.sender = stored.get("notice-from")
 
-    def _render(self, name: str, **extra: Any) -> str:
-        from jinja2 import TemplateError
-
+    def _template(self, name: str):
         try:
-            return self.env.get_template(f"breach/{name}").render(**self.context, **extra).strip() + "\n"
-        except TemplateError as exc:
-            raise InvalidInput(f"template breach/{name}: {type(exc).__name__}: {exc.message}") from None
+            return self.env.get_template(f"breach/{name}")
+        except Exception as exc:
+            raise _template_problem(name, exc) from None
+
+    def _render(self, name: str, **extra: Any) -> str:
+        return _rendered(name, self._template(name), {**self.context, **extra}).strip() + "\n"
 
     def document(self, audience: str) -> str:
         """The public announcement or the regulator's report, as Markdown text."""
@@ -155,12 +178,12 @@ class Drafter:
             (self.breach["id"],),
         )
         base = self.context["categories"]
-        templates = {part: self.env.get_template(f"breach/{name}") for part, name in self._names(channel).items()}
+        templates = {part: (name, self._template(name)) for part, name in self._names(channel).items()}
         for key, user_id, name, email, phone, address, categories in cursor:
             person = {"user_id": user_id, "name": name, "address": address,
                       "categories": [self.titles.get(code, code) for code in categories.split(",")] if categories else base}
             values = {**self.context, "person": person, "channel": channel, "categories": person["categories"]}
-            rendered = {part: template.render(values).strip() + "\n" for part, template in templates.items()}
+            rendered = {part: _rendered(name, template, values).strip() + "\n" for part, (name, template) in templates.items()}
             if channel == "sms":
                 body = rendered["text"].strip()
                 if len(body) > sms_limit(body):
@@ -291,21 +314,34 @@ def write_folder(folder: Path, notices: Iterator[Notice], fmt: str, mailer: Mail
     count = 0
     partial = folder / (MANIFEST + ".part")
     fd = paths.open_private(partial)
-    with os.fdopen(fd, "w", encoding="utf-8") as listing:
-        made: set[str] = set()
-        for count, notice in enumerate(notices, 1):
-            sub = f"{notice.user_key // FILES_PER_FOLDER:06d}"
-            if sub not in made:
-                (folder / sub).mkdir(mode=0o700, exist_ok=True)
-                made.add(sub)
-            name = f"{sub}/{safe_name(notice.user_id)}-{notice.user_key}.{fmt}"
-            _write_private(folder / name, notice_bytes(notice, fmt, mailer))
-            listing.write(name + "\n")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as listing:
+            made: set[str] = set()
+            for count, notice in enumerate(notices, 1):
+                sub = f"{notice.user_key // FILES_PER_FOLDER:06d}"
+                if sub not in made:
+                    (folder / sub).mkdir(mode=0o700, exist_ok=True)
+                    made.add(sub)
+                name = f"{sub}/{safe_name(notice.user_id)}-{notice.user_key}.{fmt}"
+                listing.write(name + "\n")  # listed first: a failure below still finds the file to remove
+                _write_private(folder / name, notice_bytes(notice, fmt, mailer))
+    except BaseException:
+        # A notice that fails (a template, a full disk) leaves none of this draft's files behind.
+        with partial.open(encoding="utf-8") as listed:
+            for line in listed:
+                (folder / line.rstrip("\n")).unlink(missing_ok=True)
+        partial.unlink()
+        _remove_empty_folders(folder)
+        raise
     partial.replace(manifest)
+    _remove_empty_folders(folder)
+    return count
+
+
+def _remove_empty_folders(folder: Path) -> None:
     for sub in folder.iterdir():
         if sub.is_dir() and not any(sub.iterdir()):
             sub.rmdir()
-    return count
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -346,10 +382,8 @@ def write_zip(path: Path, notices: Iterator[Notice], fmt: str, mailer: Mailer | 
     moment = dates.now().astimezone()
     dos_time = moment.hour << 11 | moment.minute << 5 | moment.second // 2
     dos_date = (max(moment.year, 1980) - 1980) << 9 | moment.month << 5 | moment.day
-    partial = path.with_name(path.name + ".part")
     count = offset = 0
-    fd = paths.open_private(partial)
-    with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile(dir=path.parent) as central:
+    with paths.replaced_whole(path) as out, tempfile.TemporaryFile(dir=path.parent) as central:  # drafting again replaces it whole
         for count, notice in enumerate(notices, 1):
             name = f"{notice.user_key // FILES_PER_FOLDER:06d}/{safe_name(notice.user_id)}-{notice.user_key}.{fmt}".encode()
             data = notice_bytes(notice, fmt, mailer)
@@ -370,7 +404,6 @@ def write_zip(path: Path, notices: Iterator[Notice], fmt: str, mailer: Mailer | 
             out.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, offset + size, 1))
         out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
                               _zip32(size), _zip32(offset), 0))
-    partial.replace(path)  # drafting again replaces the archive whole
     return count
 
 
@@ -406,11 +439,8 @@ def draft_individuals(drafter: Drafter, channel: str, fmt: str, out_path: Path |
         elif out_path.suffix == ".mbox":
             if fmt != "eml":
                 raise InvalidInput("--out *.mbox: holds e-mail; use --channel email (--format eml)")
-            partial = out_path.with_name(out_path.name + ".part")
-            fd = paths.open_private(partial)
-            with os.fdopen(fd, "wb") as handle:
+            with paths.replaced_whole(out_path) as handle:
                 count = write_mbox(handle, notices, mailer)
-            partial.replace(out_path)
             where = str(out_path)
         elif out_path.suffix == ".zip":
             count, where = write_zip(out_path, notices, fmt, mailer), str(out_path)

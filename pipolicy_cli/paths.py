@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Iterator
 
 from pipolicy_cli.errors import InvalidInput
 
@@ -148,3 +150,18 @@ def default_key_file(register: Path) -> Path:
 
 def _absolute(value: str) -> Path:
     return Path(value).expanduser().absolute()
+
+
+@contextmanager
+def replaced_whole(path: Path, *, text: bool = False) -> Iterator[IO]:
+    """A file written as `PATH.part` (0600) and moved over `path` only once complete; removed when anything
+    fails, so an export, notice or report cut short by a full disk or a bad row never leaves half a file."""
+    partial = path.with_name(path.name + ".part")
+    fd = open_private(partial)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb") as handle:
+            yield handle
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)

@@ -247,13 +247,10 @@ def draft(
             if out_path is None:
                 out.text(text)
             else:
+                from pipolicy_cli.paths import replaced_whole
+
                 path = out_path.expanduser()
-                import os
-
-                from pipolicy_cli.paths import open_private
-
-                fd = open_private(path)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                with replaced_whole(path, text=True) as handle:
                     handle.write(text)
                 out.message(f"wrote {path}")
         if drafter.draft:

@@ -1,6 +1,5 @@
 """`export USER`: everything held about one person, unmasked, as JSON, a zip of CSVs, or Markdown."""
 
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -29,32 +28,34 @@ def export(
     """Everything held about one person: profile, inventory, consents, every use, requests, and who to contact. Audited."""
     from pipolicy_cli import export as core
     from pipolicy_cli.errors import UsageError
-    from pipolicy_cli.paths import open_private
 
     out = Output("json")
     if fmt is ExportFormat.csv and out_path is None and out.env.stdout_isatty:
         raise UsageError("--format csv writes a zip: name a file with --out")
+    binary = fmt is ExportFormat.csv
     with options.open_register(db) as register:
         row = options.find_user(register, user, by)
-        waiting = core.record(register, row, fmt.value, options.actor(actor), request)
-        if waiting:
-            out.warning(f"request {request} stays open until these systems send their part: {', '.join(waiting)}")
-        if out_path is None:
-            if fmt is ExportFormat.csv:
-                import sys
-
-                core.write_csv_zip(register, row, sys.stdout.buffer)
-            else:
-                (core.write_json if fmt is ExportFormat.json else core.write_markdown)(register, row, out.env.stdout)
-            return
-        path = out_path.expanduser()
-        fd = open_private(path)
-        if fmt is ExportFormat.csv:
-            with os.fdopen(fd, "wb") as handle:
-                core.write_csv_zip(register, row, handle)
+        if binary:
+            writer = core.write_csv_zip
         else:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                (core.write_json if fmt is ExportFormat.json else core.write_markdown)(register, row, handle)
+            writer = core.write_json if fmt is ExportFormat.json else core.write_markdown
+        if out_path is None:
+            import sys
+
+            stream = sys.stdout.buffer if binary else out.env.stdout
+            waiting = core.record(register, row, fmt.value, options.actor(actor), request,
+                                  deliver=lambda: writer(register, row, stream))
+        else:
+            from pipolicy_cli.paths import replaced_whole
+
+            path = out_path.expanduser()
+            with replaced_whole(path, text=not binary) as handle:
+                waiting = core.record(register, row, fmt.value, options.actor(actor), request,
+                                      deliver=lambda: writer(register, row, handle))
+    if waiting:
+        out.warning(f"request {request} stays open until these systems send their part: {', '.join(waiting)}")
+    if out_path is None:
+        return
     out.message(f"wrote {path}")
 
 

@@ -24,7 +24,6 @@ def report(
 ) -> None:
     """Counts, consent coverage, requests and tasks, violations, minors, erasures, sweeps, incidents, transfers,
     assessments, the audit chain, and where the policy falls short of the law."""
-    import os
 
     from pipolicy_cli import report as core
     from pipolicy_cli.cli.output import Output, to_json
@@ -39,10 +38,9 @@ def report(
         if out_path is None:
             Output("json").text(text)
         else:
-            from pipolicy_cli.paths import open_private
+            from pipolicy_cli.paths import replaced_whole
 
-            fd = open_private(out_path.expanduser())
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with replaced_whole(out_path.expanduser(), text=True) as handle:
                 handle.write(text)
     if fail_on_attention and built["attention"]:
         raise typer.Exit(ExitCode.ATTENTION)
