@@ -9,6 +9,7 @@ replays every tombstone, those in the journal beside the key file included.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from pipolicy_cli import dates, erasure, paths
 from pipolicy_cli.errors import InvalidInput, NotFound, StorageError
 from pipolicy_cli.register import Register, migrations
+from pipolicy_cli.register.connection import storage_problem
 
 DEFAULT_KEEP = "30d"
 
@@ -30,25 +32,46 @@ def create(register: Register, actor: str, keep: str = DEFAULT_KEEP) -> dict[str
     now = dates.now()
     target_dir = folder(register)
     paths.private_folder(target_dir)
+    # A copy that fills the disk half-way fails, and on a full disk even forgetting its row may: look first.
+    pages, page_size = (register.conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "page_size"))
+    free = shutil.disk_usage(target_dir).free
+    if free < pages * page_size:
+        raise StorageError(f"backup: the disk is too full: {target_dir} has {free / 2**20:.1f} MiB free, "
+                           f"the copy needs {pages * page_size / 2**20:.1f} MiB")
     target = target_dir / f"{register.path.stem}-{now:%Y%m%dT%H%M%S%fZ}.db"
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
-    # Record it first, in the register being copied, so the copy knows itself too.
-    with register.transaction(actor, "backup create") as tx:
-        key = tx.insert("backups", {"path": str(target), "created_at": dates.to_text(now),
-                                    "expires_at": dates.to_text(now + lasting), "size": 0})
-    destination = sqlite3.connect(str(target))
+    key = None
     try:
-        register.conn.backup(destination)
-    except sqlite3.Error as exc:
+        # Record it first, in the register being copied, so the copy knows itself too.
+        with register.transaction(actor, "backup create") as tx:
+            key = tx.insert("backups", {"path": str(target), "created_at": dates.to_text(now),
+                                        "expires_at": dates.to_text(now + lasting), "size": 0})
+        destination = sqlite3.connect(str(target))
+        try:
+            register.conn.backup(destination)
+        finally:
+            destination.close()
+    except BaseException as exc:
+        # A failed copy (a full disk, an interrupt) leaves neither a file nor a row naming one.
         target.unlink(missing_ok=True)
-        raise StorageError(f"backup failed: {exc}") from None
-    finally:
-        destination.close()
+        if key is not None:
+            _forget(register, key, actor)
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"backup failed: {storage_problem(exc)}") from None
+        raise
     size = target.stat().st_size
     with register.transaction(actor, "backup create") as tx:
         tx.update("backups", key, {"size": size})
     return show(register, key)
+
+
+def _forget(register: Register, key: int, actor: str) -> None:
+    try:
+        with register.transaction(actor, "backup create") as tx:
+            tx.delete("backups", key)
+    except (sqlite3.Error, StorageError):
+        pass  # the register's own disk failed too: the row stays, with size 0, and the error that matters is raised
 
 
 def rows(register: Register) -> list[dict[str, Any]]:

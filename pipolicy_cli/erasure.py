@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipolicy_cli import dates, keyfile, paths, requests
-from pipolicy_cli.errors import InvalidInput
+from pipolicy_cli.errors import InvalidInput, StorageError
 from pipolicy_cli.register import Register
 
 IDENTIFIERS = ("user_id", "phone", "email", "id_number")
@@ -160,9 +160,18 @@ def tombstones(register: Register) -> list[dict[str, str]]:
     found = [json.loads(row[0]) for row in register.conn.execute("SELECT identifiers FROM erasures")]
     path = journal_path(register)
     if path is not None and path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                found.append(json.loads(line)["identifiers"])
+        with path.open("rb") as journal:
+            for number, line in enumerate(journal, 1):
+                if not line.strip():
+                    continue
+                try:
+                    prints = json.loads(line)["identifiers"]
+                    if not isinstance(prints, dict):
+                        raise TypeError
+                except (ValueError, KeyError, TypeError):
+                    raise StorageError(f"tombstone journal {path}: line {number} is damaged (a write cut short by a full "
+                                       "disk?); repair or remove that line") from None
+                found.append(prints)
     return found
 
 

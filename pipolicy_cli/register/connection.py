@@ -29,6 +29,23 @@ _PRAGMAS = (
 )
 
 
+# What to do about the faults a register meets on a disk, by SQLite's (extended) error name.
+_ADVICE = (
+    ("SQLITE_CORRUPT", "the register file is damaged: put a backup in its place and run `pipolicy backup replay`"),
+    ("SQLITE_FULL", "the disk is full: the change that failed was rolled back; free some space and run the command again"),
+    ("SQLITE_READONLY", "the register or its folder is read-only"),
+    ("SQLITE_CANTOPEN", "is the file or its folder read-only? SQLite writes the -wal and -shm files beside it"),
+    ("SQLITE_IOERR", "the disk failed or is full; a change that failed was rolled back"),
+)
+
+
+def storage_problem(exc: sqlite3.Error) -> str:
+    """SQLite's message (it names tables and columns, never values) and what to do about it."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    advice = next((text for prefix, text in _ADVICE if name.startswith(prefix)), None)
+    return f"{exc} ({advice})" if advice else str(exc)
+
+
 @contextmanager
 def cache_size(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
     """Use another page cache size for a while (bulk work that reads little back)."""
@@ -59,6 +76,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     # The WAL and shared-memory files inherit the database file's mode; the
     # umask covers the moment before SQLite has looked at it.
     previous = os.umask(0o077)
+    conn = None
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         for pragma in _PRAGMAS:
@@ -73,8 +91,15 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
                 raise StorageError(f"register at {path}: cannot switch to WAL journal mode (got {mode})")
         else:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise StorageError(f"register at {path} cannot be read as a SQLite database: {exc}") from None
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()  # else the file stays open until the exception is collected
+        if not isinstance(exc, sqlite3.DatabaseError):
+            raise
+        name = getattr(exc, "sqlite_errorname", None) or ""
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            raise StorageError(f"register at {path} cannot be read as a SQLite database: {storage_problem(exc)}") from None
+        raise StorageError(f"register at {path} cannot be opened: {storage_problem(exc)}") from None
     finally:
         os.umask(previous)
     return conn

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pipolicy_cli import dates
-from pipolicy_cli.errors import NewerRegister, PipolicyError, StorageError
+from pipolicy_cli.errors import NewerRegister, StorageError
 from pipolicy_cli.register import audit, migrations
-from pipolicy_cli.register.connection import connect
+from pipolicy_cli.register.connection import connect, storage_problem
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -49,11 +49,17 @@ class Transaction:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StorageError(f"cannot start a write: {exc}") from None
+            raise StorageError(f"cannot start a write: {storage_problem(exc)}") from None
         try:
             current = audit.head(self.conn)
-        except sqlite3.OperationalError:  # the first migration has not made the table yet
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # anything but a register the first migration has yet to make
+                self.conn.execute("ROLLBACK")
+                raise
             current = audit.Head(0, audit.GENESIS)
+        except BaseException:  # a damaged file: __exit__ will not run, so the write lock goes here
+            self.conn.execute("ROLLBACK")
+            raise
         self._seq, self._hash = current.count, current.hash
         self.at = dates.now_text()  # one atomic change happens at one time
         return self
@@ -121,7 +127,7 @@ class Register:
             register._refuse_newer(done)
             if migrations.pending(done):
                 raise StorageError(f"register at {path} is from an older pipolicy: run `pipolicy init` to migrate it")
-        except PipolicyError:
+        except BaseException:  # a damaged file fails here too
             register.close()
             raise
         return register
