@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from pipolicy_cli.cli.app import app
+
+# `pytest --hypothesis-profile thorough`: ten times the examples of every property (a few minutes).
+settings.register_profile("thorough", max_examples=1000)
 
 _ENV = ("PIPOLICY_DB", "PIPOLICY_CONFIG", "PIPOLICY_TZ", "PIPOLICY_KEY", "PIPOLICY_AUDIT_KEY", "PIPOLICY_DEBUG", "NO_COLOR")
 

@@ -1,8 +1,6 @@
 import io
 import json
 
-import pytest
-
 from pipolicy_cli.cli.output import Environment, Format, Output
 
 
@@ -53,21 +51,6 @@ def test_table_mode_errors_are_one_line(cli, tmp_path):
 def test_usage_errors_exit_2(cli):
     assert cli("no-such-command").exit_code == 2
     assert cli("status", "--no-such-option").exit_code == 2
-
-
-def test_read_only_register(cli, db):
-    db.chmod(0o400)
-    db.parent.chmod(0o500)
-    try:
-        import os
-
-        if os.geteuid() == 0:
-            pytest.skip("root ignores file modes")
-        result = cli("config", "set", "contact", "x", "--db", db)
-        assert result.exit_code == 1 and "Traceback" not in result.stderr
-    finally:
-        db.parent.chmod(0o700)
-        db.chmod(0o600)
 
 
 def fake(tty: bool, no_color: bool = False) -> Output:
