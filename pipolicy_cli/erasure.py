@@ -10,7 +10,9 @@ so a register restored by any means can be cleaned again (`replay`).
 `secure_delete` overwrites what the transaction frees; the old pages still sit
 in the WAL until a checkpoint, so after the commit the WAL is checkpointed
 with TRUNCATE. A reader that blocks it leaves the erasure "scrub pending":
-later commands retry, and `status --check` reports it.
+later commands retry, and `status --check` reports it. The tombstone reaches
+the journal after the commit, so an erasure killed in between is pending too,
+and the retry writes the missing line.
 """
 
 from __future__ import annotations
@@ -122,6 +124,29 @@ def _journal(register: Register, erasure_id: int, prints: dict[str, str]) -> Non
     fd = paths.open_private(path, os.O_WRONLY | os.O_APPEND)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"erasure": erasure_id, "identifiers": prints}) + "\n")
+
+
+def finish_pending(register: Register) -> bool:
+    """Finish erasures a reader or a kill interrupted after their commit: journal and scrub. True when done."""
+    _journal_missing(register)
+    return scrub(register)
+
+
+def _journal_missing(register: Register) -> None:
+    """A command killed between the erasure's commit and its journal line left the erasure pending:
+    write the tombstones the journal lacks (a reader-blocked scrub has its line already)."""
+    path = journal_path(register)
+    pending = register.conn.execute("SELECT id, identifiers FROM erasures WHERE scrub_pending = 1").fetchall()
+    if path is None or not pending:
+        return
+    written = set()
+    if path.exists():
+        written = {frozenset(json.loads(line)["identifiers"].items())
+                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    for erasure_id, identifiers in pending:
+        prints = json.loads(identifiers)
+        if frozenset(prints.items()) not in written:
+            _journal(register, erasure_id, prints)
 
 
 def scrub(register: Register) -> bool:
