@@ -105,6 +105,7 @@ def test_a_sweep_two_importers_and_an_officer_at_once_lose_nothing_and_every_cou
     for thread in threads:
         thread.join()
 
+    print(f"soak: {soak.runs} commands, {len(soak.erased)} people erased, {sum(soak.swept)} events swept")
     assert not soak.failures, "\n".join(soak.failures)
     assert all(soak.runs.get(name) for name in ("sweep", "importer-a", "importer-b", "officer")), soak.runs
     assert soak.erased and sum(soak.swept) > 0, (soak.erased, soak.swept)

@@ -57,6 +57,7 @@ def test_a_command_killed_at_random_moments_leaves_a_whole_register_and_a_rerun_
     arguments = crash.template.arguments(command)
     wanted = crash.kills_for(command)
     killed = attempt = 0
+    moments = {"delay": 0, "writes": 0}
     while killed < wanted:
         attempt += 1
         assert attempt <= 3 * wanted + 5, f"{command} kept finishing before the kill came; {crash.replay()}"
@@ -67,10 +68,13 @@ def test_a_command_killed_at_random_moments_leaves_a_whole_register_and_a_rerun_
                 state = check_after_kill(scene, command)
                 scene.run(*arguments, expect=3 if state == "erased" else 0)  # an erased person is no longer found
                 killed += 1
+                moments[kill.how] += 1
             else:
                 assert kill.finished.returncode == 0, kill.finished.stderr
             check_after_rerun(scene, command, reference)
         shutil.rmtree(scene.folder)
+    print(f"{command}: {killed} kills in {attempt} runs ({moments['delay']} after a delay, {moments['writes']} "
+          f"after writes), seed {crash.seed}")
 
 
 # Where a kill is most likely to leave something half done, and which call of the function it comes at.
