@@ -27,8 +27,10 @@ from typing import Any
 from pipolicy_cli import dates, keyfile, paths, requests
 from pipolicy_cli.errors import InvalidInput
 from pipolicy_cli.register import Register
+from pipolicy_cli.register.connection import busy_timeout
 
 IDENTIFIERS = ("user_id", "phone", "email", "id_number")
+SCRUB_WAIT_MS = 2_000
 
 
 def _key(register: Register) -> bytes:
@@ -152,13 +154,21 @@ def _journal_missing(register: Register) -> None:
 def scrub(register: Register) -> bool:
     """Checkpoint the WAL into the file and truncate it; clear the pending marks when it worked."""
     conn = register.conn
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
+    if not _checkpoint(conn):
         return False
     if conn.execute("SELECT 1 FROM erasures WHERE scrub_pending = 1 LIMIT 1").fetchone():
         with register.transaction("pipolicy", "scrub") as tx:
             tx.execute("UPDATE erasures SET scrub_pending = 0, scrubbed_at = ? WHERE scrub_pending = 1", (tx.at,))
             tx.record("scrub", "erasures")
+        return _checkpoint(conn)
+    return True
+
+
+def _checkpoint(conn) -> bool:
+    """A TRUNCATE checkpoint waits until every reader has left. With the register's 60 s busy timeout a lingering
+    reader (a report, a BI tool) held the erase, and then every later command's retry, a full minute each before
+    leaving the scrub pending all the same: wait briefly, and let the next command try again."""
+    with busy_timeout(conn, SCRUB_WAIT_MS):
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return not busy
 

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,12 @@ def test_a_reader_leaves_the_scrub_pending_until_it_goes(cli, reg):
     reader = sqlite3.connect(reg)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM users").fetchone()
+    started = time.monotonic()
     result = cli.json("erase", "victim", "--yes", "--db", reg)
     assert result["scrub"] == "pending"
     status = cli("status", "--check", "--db", reg, "--format", "json")
     assert status.exit_code == 5 and json.loads(status.stdout)["scrub_pending"] == 1
+    assert time.monotonic() - started < 30  # neither waits out the 60 s busy timeout for the reader
     reader.rollback()
     reader.close()
     assert cli.json("status", "--db", reg)["scrub_pending"] == 0  # any later command retries
