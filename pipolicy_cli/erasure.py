@@ -10,7 +10,9 @@ so a register restored by any means can be cleaned again (`replay`).
 `secure_delete` overwrites what the transaction frees; the old pages still sit
 in the WAL until a checkpoint, so after the commit the WAL is checkpointed
 with TRUNCATE. A reader that blocks it leaves the erasure "scrub pending":
-later commands retry, and `status --check` reports it.
+later commands retry, and `status --check` reports it. The tombstone reaches
+the journal after the commit, so an erasure killed in between is pending too,
+and the retry writes the missing line.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from typing import Any
 from pipolicy_cli import dates, keyfile, paths, requests
 from pipolicy_cli.errors import InvalidInput, StorageError
 from pipolicy_cli.register import Register
+from pipolicy_cli.register.connection import busy_timeout
 
 IDENTIFIERS = ("user_id", "phone", "email", "id_number")
+SCRUB_WAIT_MS = 2_000
 
 
 def _key(register: Register) -> bytes:
@@ -124,16 +128,47 @@ def _journal(register: Register, erasure_id: int, prints: dict[str, str]) -> Non
         handle.write(json.dumps({"erasure": erasure_id, "identifiers": prints}) + "\n")
 
 
+def finish_pending(register: Register) -> bool:
+    """Finish erasures a reader or a kill interrupted after their commit: journal and scrub. True when done."""
+    _journal_missing(register)
+    return scrub(register)
+
+
+def _journal_missing(register: Register) -> None:
+    """A command killed between the erasure's commit and its journal line left the erasure pending:
+    write the tombstones the journal lacks (a reader-blocked scrub has its line already)."""
+    path = journal_path(register)
+    pending = register.conn.execute("SELECT id, identifiers FROM erasures WHERE scrub_pending = 1").fetchall()
+    if path is None or not pending:
+        return
+    written = set()
+    if path.exists():
+        written = {frozenset(json.loads(line)["identifiers"].items())
+                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    for erasure_id, identifiers in pending:
+        prints = json.loads(identifiers)
+        if frozenset(prints.items()) not in written:
+            _journal(register, erasure_id, prints)
+
+
 def scrub(register: Register) -> bool:
     """Checkpoint the WAL into the file and truncate it; clear the pending marks when it worked."""
     conn = register.conn
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
+    if not _checkpoint(conn):
         return False
     if conn.execute("SELECT 1 FROM erasures WHERE scrub_pending = 1 LIMIT 1").fetchone():
         with register.transaction("pipolicy", "scrub") as tx:
             tx.execute("UPDATE erasures SET scrub_pending = 0, scrubbed_at = ? WHERE scrub_pending = 1", (tx.at,))
             tx.record("scrub", "erasures")
+        return _checkpoint(conn)
+    return True
+
+
+def _checkpoint(conn) -> bool:
+    """A TRUNCATE checkpoint waits until every reader has left. With the register's 60 s busy timeout a lingering
+    reader (a report, a BI tool) held the erase, and then every later command's retry, a full minute each before
+    leaving the scrub pending all the same: wait briefly, and let the next command try again."""
+    with busy_timeout(conn, SCRUB_WAIT_MS):
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return not busy
 

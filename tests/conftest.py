@@ -17,6 +17,18 @@ settings.register_profile("thorough", max_examples=1000)
 _ENV = ("PIPOLICY_DB", "PIPOLICY_CONFIG", "PIPOLICY_TZ", "PIPOLICY_KEY", "PIPOLICY_AUDIT_KEY", "PIPOLICY_DEBUG", "NO_COLOR")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pipolicy", "pipolicy's long runs (see the README's Development section)")
+    group.addoption("--crash-kills", type=int, default=5, metavar="N",
+                    help="SIGKILLs in the crash harness, spread over its five commands (default 5; the full run: 100).")
+    group.addoption("--crash-users", type=int, default=2000, metavar="N",
+                    help="People in the crash harness's register (ten access events each; default 2000).")
+    group.addoption("--crash-seed", type=int, default=None, metavar="SEED",
+                    help="Seed of the crash harness's random moments (default: a new one, printed on failure).")
+    group.addoption("--soak-seconds", type=float, default=8.0, metavar="S",
+                    help="How long the concurrency soak runs (default 8).")
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own data and config directories and a clean environment."""

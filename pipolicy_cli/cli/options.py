@@ -54,11 +54,12 @@ def open_register(db: Path | None):
     from pipolicy_cli.register import Register
 
     register = Register.open(location(db).path)
-    # An erasure whose WAL checkpoint a reader blocked is finished by whichever command comes next.
+    # An erasure whose WAL checkpoint a reader blocked, or whose command was killed after the commit, is
+    # finished by whichever command comes next.
     if register.conn.execute("SELECT 1 FROM erasures WHERE scrub_pending = 1 LIMIT 1").fetchone():
         from pipolicy_cli import erasure
 
-        erasure.scrub(register)
+        erasure.finish_pending(register)
     return register
 
 

@@ -57,6 +57,17 @@ def cache_size(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
         conn.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
+@contextmanager
+def busy_timeout(conn: sqlite3.Connection, milliseconds: int) -> Iterator[None]:
+    """Wait at most this long for other connections for a while."""
+    (previous,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+
 def create_file(path: Path) -> None:
     """Create an empty register file readable by its owner only."""
     from pipolicy_cli.paths import open_private, private_folder

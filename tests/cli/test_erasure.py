@@ -1,6 +1,10 @@
+import fcntl
 import json
+import os
 import shutil
 import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
@@ -75,10 +79,12 @@ def test_a_reader_leaves_the_scrub_pending_until_it_goes(cli, reg):
     reader = sqlite3.connect(reg)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM users").fetchone()
+    started = time.monotonic()
     result = cli.json("erase", "victim", "--yes", "--db", reg)
     assert result["scrub"] == "pending"
     status = cli("status", "--check", "--db", reg, "--format", "json")
     assert status.exit_code == 5 and json.loads(status.stdout)["scrub_pending"] == 1
+    assert time.monotonic() - started < 30  # neither waits out the 60 s busy timeout for the reader
     reader.rollback()
     reader.close()
     assert cli.json("status", "--db", reg)["scrub_pending"] == 0  # any later command retries
@@ -139,3 +145,33 @@ def test_expired_backups_are_deleted(cli, reg, tmp_path):
     assert not __import__("pathlib").Path(backup["path"]).exists()
     assert cli.json("status", "--db", reg)["erasures_pending_in_backups"] == 0
     assert cli("backup", "restore", str(tmp_path / "nope.db"), "--yes", "--db", reg).exit_code == 3
+
+
+def test_a_backup_still_being_written_is_left_alone_and_an_abandoned_one_cleared(cli, reg, tmp_path):
+    folder = tmp_path / "b"
+    cli.json("config", "set", "backup-dir", str(folder), "--db", reg)
+    cli.json("backup", "create", "--db", reg)  # makes the folder
+    # What a `backup create` leaves while it writes (or when killed): a row of size 0 and a .partial file,
+    # and, killed before its row was committed, a .partial file alone.
+    with_row, alone = folder / "register-20260101T000000000000Z.db", folder / "register-20260101T000001000000Z.db"
+    conn = sqlite3.connect(reg)
+    with conn:
+        conn.execute("INSERT INTO backups (path, created_at, expires_at, size) VALUES (?, '2026-01-01T00:00:00Z', "
+                     "'2099-01-01T00:00:00Z', 0)", (str(with_row),))
+    partials = [path.with_name(path.name + ".partial") for path in (with_row, alone)]
+    handles = []
+    for partial in partials:
+        partial.write_bytes(MARK.encode())
+        handle = open(partial, "rb")
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as the process writing it holds it
+        handles.append(handle)
+    cli.json("backup", "create", "--db", reg)
+    assert all(partial.exists() for partial in partials)
+    assert conn.execute("SELECT deleted_at FROM backups WHERE path = ?", (str(with_row),)).fetchone() == (None,)
+    for handle in handles:
+        handle.close()  # the writer died
+    cli.json("backup", "expire", "--yes", "--db", reg)
+    assert not any(partial.exists() for partial in partials)
+    assert conn.execute("SELECT deleted_at IS NOT NULL FROM backups WHERE path = ?", (str(with_row),)).fetchone() == (1,)
+    assert sorted(os.listdir(folder)) == sorted(Path(p).name for (p,) in conn.execute("SELECT path FROM backups WHERE size > 0"))
+    assert cli.json("audit", "verify", "--db", reg)["ok"] is True
