@@ -148,20 +148,10 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
         staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
         with staging.attached(conn):
             conn.execute("BEGIN")
-            conn.execute(
-                """INSERT INTO spool.problems SELECT row_no, 'user_id', 'no such user' FROM spool.staged s
-                   WHERE NOT EXISTS (SELECT 1 FROM main.users u WHERE u.user_id = s.user_id)"""
-            )
+            Staging.flag_unknown_users(conn)
             Staging.finish_checks(conn, result, max_problems)
-            # A resent event (same source and id, here or already stored) is skipped, not an error.
-            conn.execute(
-                """UPDATE spool.staged SET outcome = 'skip' WHERE outcome IS NULL AND event_id IS NOT NULL AND (
-                       EXISTS (SELECT 1 FROM main.access_log a WHERE a.source = staged.source AND a.event_id = staged.event_id)
-                       OR EXISTS (SELECT 1 FROM spool.staged e WHERE e.source = staged.source AND e.event_id = staged.event_id
-                                  AND e.row_no < staged.row_no))"""
-            )
+            result.skipped = Staging.skip_resent(conn, "access_log")
             conn.execute("COMMIT")
-            result.skipped = conn.execute("SELECT count(*) FROM spool.staged WHERE outcome = 'skip'").fetchone()[0]
             if result.invalid and not skip_invalid:
                 return result
             for first, final, count in Staging.batches(conn, None, batch_size):

@@ -25,7 +25,7 @@ PERSON_FIELDS = ("user_id", "name", "gender", "birth_date", "age", "address", "p
 INVENTORY_FIELDS = ("category", "field", "system", "system_kind", "system_country", "processor_contract", "source",
                     "collected_at", "value")
 CONSENT_FIELDS = ("code", "action", "at", "method", "evidence", "signal", "guardian_name", "guardian_relation",
-                  "written_consent", "policy_version")
+                  "written_consent", "policy_version", "source", "event_id")
 ACCESS_FIELDS = ("at", "actor", "categories", "purpose", "action", "basis", "source")
 REQUEST_FIELDS = ("id", "kind", "ground", "status", "received_at", "via", "due_on", "extended_due_on",
                   "extension_reason", "verified_at", "closed_at", "reason")

@@ -173,10 +173,7 @@ def import_items(register: Register, path: Path, fmt: str, actor: str, *, skip_i
 
 def _compare_items(conn: sqlite3.Connection, result: ImportResult, max_problems: int) -> None:
     conn.execute("BEGIN")
-    conn.execute(
-        """INSERT INTO spool.problems SELECT row_no, 'user_id', 'no such user' FROM spool.staged s
-           WHERE NOT EXISTS (SELECT 1 FROM main.users u WHERE u.user_id = s.user_id)"""
-    )
+    Staging.flag_unknown_users(conn)
     conn.execute(
         """INSERT INTO spool.problems SELECT row_no, 'system', 'not registered (pipolicy system add)' FROM spool.staged s
            WHERE NOT EXISTS (SELECT 1 FROM main.systems y WHERE y.name = s.system)"""

@@ -87,10 +87,12 @@ def add_version(register: Register, version: str, effective: str, changes: list[
     return next(row for row in versions(register) if row["id"] == key)
 
 
+# The version in force at `{at}`: a parameter, or an SQL expression where an import looks it up per row.
+IN_FORCE_SQL = "SELECT version FROM policy_versions WHERE effective_at <= {at} ORDER BY effective_at DESC, id DESC LIMIT 1"
+
+
 def version_in_force(register: Register, at: str) -> str | None:
-    row = register.conn.execute(
-        "SELECT version FROM policy_versions WHERE effective_at <= ? ORDER BY effective_at DESC, id DESC LIMIT 1", (at,)
-    ).fetchone()
+    row = register.conn.execute(IN_FORCE_SQL.format(at="?"), (at,)).fetchone()
     return row[0] if row else None
 
 

@@ -21,7 +21,7 @@ COMMANDS = {
         "user": "add show list update cancel import",
         "policy": "purposes categories scopes bases notify-list reconsent-list version",
         "policy version": "add list",
-        "consent": "grant withdraw history list check minors",
+        "consent": "grant withdraw import history list check minors",
         "system": "add list",
         "data": "add list import",
         "access": "log import list violations",

@@ -1,6 +1,6 @@
 """Validate-first imports through a private scratch SQLite file.
 
-Every import (users, inventory items, access events) works the same way:
+Every import (users, inventory items, access events, consents) works the same way:
 
 1. Each record is parsed and validated (in worker processes for large files)
    and its normalised row, or its problems, go into the spool: memory stays
@@ -45,6 +45,7 @@ class ImportResult:
     invalid: int = 0
     written: bool = False
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings about rows written, never naming a value
 
     def summary(self, *keys: str) -> dict:
         keys = keys or ("rows", "inserted", "updated", "unchanged", "invalid", "written")
@@ -144,6 +145,26 @@ class Staging:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.execute("DETACH DATABASE spool")
+
+    @staticmethod
+    def flag_unknown_users(conn: sqlite3.Connection) -> None:
+        """Rows naming a user_id the register does not hold are problems (attached)."""
+        conn.execute(
+            """INSERT INTO spool.problems SELECT row_no, 'user_id', 'no such user' FROM spool.staged s
+               WHERE NOT EXISTS (SELECT 1 FROM main.users u WHERE u.user_id = s.user_id)"""
+        )
+
+    @staticmethod
+    def skip_resent(conn: sqlite3.Connection, table: str) -> int:
+        """Valid rows whose (source, event_id) is stored in `table` or on an earlier row are resent events:
+        skipped, not errors (attached, after `finish_checks`). Returns how many."""
+        conn.execute(
+            f"""UPDATE spool.staged SET outcome = 'skip' WHERE outcome IS NULL AND event_id IS NOT NULL AND (
+                    EXISTS (SELECT 1 FROM main.{table} t WHERE t.source = staged.source AND t.event_id = staged.event_id)
+                    OR EXISTS (SELECT 1 FROM spool.staged e WHERE e.source = staged.source AND e.event_id = staged.event_id
+                               AND e.row_no < staged.row_no))"""
+        )
+        return conn.execute("SELECT count(*) FROM spool.staged WHERE outcome = 'skip'").fetchone()[0]
 
     @staticmethod
     def finish_checks(conn: sqlite3.Connection, result: ImportResult, max_problems: int) -> None:

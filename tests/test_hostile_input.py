@@ -27,6 +27,8 @@ USER_FIELDS = ("user_id", "name", "gender", "birth_date", "address", "phone", "e
                "created_at", "cancelled_at")
 ITEM_FIELDS = ("user_id", "category", "field", "system", "source", "collected_at", "value")
 EVENT_FIELDS = ("at", "actor", "user_id", "categories", "purpose", "action", "basis", "source", "event_id")
+CONSENT_FIELDS = ("user_id", "action", "purpose", "at", "method", "evidence", "by_guardian", "relation", "written_consent",
+                  "signal", "source", "event_id")
 INJECTIONS = ["'; DROP TABLE users; --", '" OR 1=1 --', "x'); DELETE FROM audit_events; --", "1 OR 1=1",
               "../../etc/passwd", "/etc/passwd", "..\\..\\boot.ini", "{{ 7*7 }}", "{% include 'x' %}", "[bold]x[/bold]",
               "<script>alert(1)</script>", "%s%s%n", "$(id)", "\u202eevil", "NULL", "\\N"]
@@ -191,6 +193,23 @@ def test_access_import_takes_a_file_whole_or_reports_each_skip(cli, reg, fmt, mu
     assert_imported(run_import(cli, reg, ["access", "import"], fmt, payload, skip, stdin), before, reg, "access_log")
 
 
+@examples(20)
+@given(fmt=st.sampled_from(FORMATS), mutation=mutations(CONSENT_FIELDS), skip=st.booleans(), stdin=st.booleans())
+def test_consent_import_takes_a_file_whole_or_reports_each_skip(cli, reg, fmt, mutation, skip, stdin):
+    serial = next(_fresh)
+    # The people are children: a grant carries the guardian's written consent, and no mutation can drop all three.
+    rows = [{"user_id": "U00000003", "action": "grant", "purpose": "personalization", "at": "2026-02-01 10:00",
+             "method": "paper", "evidence": MARK + "-form", "by_guardian": MARK + "王芳", "relation": "mother",
+             "written_consent": MARK + "-signed", "source": "app", "event_id": f"c{serial}-1"},
+            {"user_id": "U00000004", "action": "withdraw", "purpose": "sharing", "at": "2026-03-01T10:00:00Z", "signal": "gpc",
+             "source": "app", "event_id": f"c{serial}-2"},
+            {"user_id": "U00000005", "action": "withdraw", "purpose": "tracking", "signal": "dnt", "source": "app",
+             "event_id": f"c{serial}-3"}]
+    before = snapshot(reg)
+    payload = encoded(mutated(rows, mutation), fmt, mutation["junk"])
+    assert_imported(run_import(cli, reg, ["consent", "import"], fmt, payload, skip, stdin), before, reg, "consents")
+
+
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
 def test_an_unpaired_surrogate_escape_is_a_bad_row_not_a_crash(cli, reg, fmt):
     """`"\\ud800"` is valid JSON but no text: it could be neither stored nor printed."""
@@ -199,7 +218,9 @@ def test_an_unpaired_surrogate_escape_is_a_bad_row_not_a_crash(cli, reg, fmt):
                          (["data", "import"], {"user_id": "U00000001", "category": "device", "field": "f", "system": "crm",
                                                "value": bad}),
                          (["access", "import"], {"at": "2026-11-01T10:00:00Z", "actor": "app", "user_id": "U00000001",
-                                                 "categories": "order", "purpose": bad, "action": "use", "basis": "consent"})):
+                                                 "categories": "order", "purpose": bad, "action": "use", "basis": "consent"}),
+                         (["consent", "import"], {"user_id": "U00000001", "action": "grant", "purpose": "messaging",
+                                                  "evidence": bad})):
         before = snapshot(reg)
         result = run_import(cli, reg, command, fmt, encoded([row], fmt, None), skip=False, stdin=False)
         assert_refused(result, before, reg)

@@ -1,4 +1,4 @@
-"""`consent grant|withdraw|list|history|check|minors`: proof of every permission."""
+"""`consent grant|withdraw|import|list|history|check|minors`: proof of every permission."""
 
 import sys
 from enum import Enum
@@ -21,14 +21,14 @@ class State(str, Enum):
     withdrawn = "withdrawn"
 
 
-app = typer.Typer(help="Consents: grant, withdraw, list, history, check, minors.", no_args_is_help=True)
+app = typer.Typer(help="Consents: grant, withdraw, import, list, history, check, minors.", no_args_is_help=True)
 
 Code = Annotated[str, typer.Argument(metavar="PURPOSE_OR_SCOPE", help="A purpose or consent scope code (see `pipolicy policy purposes`).")]
 At = Annotated[Optional[str], typer.Option("--at", help="When (default: now; register zone if none given).", show_default=False)]
 Method = Annotated[Optional[str], typer.Option("--method", help="How it was given, e.g. app-toggle, web-form, paper.", show_default=False)]
 Evidence = Annotated[Optional[str], typer.Option("--evidence", help="Where the proof is kept, e.g. a form or log reference.", show_default=False)]
 COLUMNS = ["id", "user_id", "code", "action", "at", "method", "evidence", "signal", "guardian_name",
-           "guardian_relation", "written_consent", "policy_version", "recorded_at"]
+           "guardian_relation", "written_consent", "policy_version", "source", "event_id", "recorded_at"]
 
 
 def _record(action: str, user: str, by: options.By, code: str, actor, db, fmt, as_json, **details) -> None:
@@ -62,7 +62,7 @@ def grant(
 ) -> None:
     """Record a consent, with the policy version in force, the method and the evidence."""
     _record("grant", user, by, code, actor, db, fmt, as_json, at=at, method=method, evidence=evidence,
-            guardian_name=by_guardian, guardian_relation=relation, written_consent=written_consent)
+            by_guardian=by_guardian, relation=relation, written_consent=written_consent)
 
 
 @app.command("withdraw")
@@ -82,6 +82,29 @@ def withdraw(
     """Record a withdrawal: later use is not allowed; earlier use stays lawful (PIPL Art. 15)."""
     _record("withdraw", user, by, code, actor, db, fmt, as_json, at=at, method=method, evidence=evidence,
             signal=signal.value if signal else None)
+
+
+@app.command("import")
+def import_(
+    file: options.InputFile,
+    input_format: options.InputFormat = None,
+    skip_invalid: options.SkipInvalid = False,
+    batch_size: options.BatchSize = 10_000,
+    jobs: options.Jobs = None,
+    db: options.Db = None,
+    actor: options.Actor = None,
+    fmt: options.FormatOpt = Format.auto,
+    as_json: options.Json = False,
+) -> None:
+    """Import grants and withdrawals (user_id, action, purpose, at, method, evidence, by_guardian, relation, written_consent, signal, source, event_id): validated first; resent events skipped."""
+    from pipolicy_cli import consents, readers
+    from pipolicy_cli.cli.imports import report_import
+
+    out = options.output(fmt, as_json)
+    with options.open_register(db) as register, readers.source(file) as path:
+        result = consents.import_consents(register, path, readers.detect(path, input_format), options.actor(actor),
+                                          skip_invalid=skip_invalid, batch_size=batch_size, jobs=jobs)
+    report_import(out, result, skip_invalid, "rows", "inserted", "skipped", "invalid", "written")
 
 
 @app.command("history")

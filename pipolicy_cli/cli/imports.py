@@ -15,4 +15,6 @@ def report_import(out: Output, result, skip_invalid: bool, *keys: str) -> None:
         )
     for line in lines:
         out.warning(f"skipped {line}")
+    for note in result.notes:
+        out.warning(note)
     out.document(result.summary(*keys))

@@ -440,6 +440,13 @@ def m010_sharing(conn: sqlite3.Connection) -> None:
     )
 
 
+def m011_consent_source(conn: sqlite3.Connection) -> None:
+    # Consents piped in from other systems name where they came from; a resent one is recognised by the pair.
+    conn.execute("ALTER TABLE consents ADD COLUMN source TEXT")
+    conn.execute("ALTER TABLE consents ADD COLUMN event_id TEXT")
+    conn.execute("CREATE UNIQUE INDEX consents_source_event ON consents(source, event_id) WHERE event_id IS NOT NULL")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_foundation", m001_foundation),
     ("002_users", m002_users),
@@ -451,6 +458,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_retention", m008_retention),
     ("009_breaches", m009_breaches),
     ("010_sharing", m010_sharing),
+    ("011_consent_source", m011_consent_source),
 ]
 
 KNOWN = [name for name, _ in MIGRATIONS]

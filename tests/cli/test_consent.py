@@ -203,3 +203,138 @@ def test_notify_list(cli, reg):
     rows = cli.json("policy", "notify-list", "--db", reg)
     assert [r["user_id"] for r in rows] == ["adult", "teen", "nobody-knows"]
     assert rows[0]["channels"] == ["sms"] and rows[0]["phone"] == "138****5678"
+
+
+# consent import ------------------------------------------------------------------------------------------------
+
+IMPORTED = [
+    {"user_id": "adult", "action": "grant", "purpose": "messaging", "at": "2026-01-10 09:00", "method": "app-toggle",
+     "evidence": "log-1", "source": "app", "event_id": "1"},
+    {"user_id": "adult", "action": "withdraw", "purpose": "tracking", "at": "2026-01-11 09:00", "signal": "dnt",
+     "source": "app", "event_id": "2"},
+    {"user_id": "kid", "action": "grant", "purpose": "personalization", "at": "2026-01-12", "by_guardian": "王芳",
+     "relation": "mother", "written_consent": "form-3", "source": "app", "event_id": "3"},
+    {"user_id": "nobody-knows", "action": "grant", "purpose": "surveys"},  # at: now
+    {"user_id": "adult", "action": "grant", "purpose": "location", "at": "2026-01-13", "source": "app"},  # no id: appended
+]
+
+
+def consent_file(tmp_path, rows, fmt, name="consents"):
+    import csv
+
+    path = tmp_path / f"{name}.{fmt}"
+    if fmt == "csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for row in rows for k in row)), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    elif fmt == "json":
+        path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "ndjson"])
+def test_import_every_format_and_a_reimport_skips_what_is_stored(cli, reg, tmp_path, fmt):
+    path = consent_file(tmp_path, IMPORTED, fmt)
+    assert cli.json("consent", "import", path, "--db", reg) == {"rows": 5, "inserted": 5, "skipped": 0, "invalid": 0, "written": True}
+    again = cli.json("consent", "import", path, "--db", reg)
+    assert (again["inserted"], again["skipped"], again["written"]) == (2, 3, True)  # rows without an event_id are appended
+    rows = cli.json("consent", "history", "adult", "--db", reg)
+    assert [(r["code"], r["action"], r["at"], r["source"], r["event_id"]) for r in rows] == [
+        ("messaging", "grant", "2026-01-10T01:00:00Z", "app", "1"), ("tracking", "withdraw", "2026-01-11T01:00:00Z", "app", "2"),
+        ("location", "grant", "2026-01-12T16:00:00Z", "app", None), ("location", "grant", "2026-01-12T16:00:00Z", "app", None)]
+    assert (rows[0]["method"], rows[0]["evidence"], rows[1]["signal"]) == ("app-toggle", "log-1", "dnt")
+    assert check(cli, reg, "adult", "messaging", "2026-02-01")[0] == 0
+    assert "DNT" in check(cli, reg, "adult", "tracking")[1]["why"]
+    assert check(cli, reg, "kid", "personalization")[0] == 0  # the guardian's written consent came with it
+    assert check(cli, reg, "nobody-knows", "surveys")[0] == 0
+    kid = cli.json("consent", "history", "kid", "--db", reg)[0]
+    assert (kid["guardian_name"], kid["guardian_relation"], kid["written_consent"]) == ("王*", "mother", "form-3")
+
+
+def test_import_from_stdin(cli, reg, tmp_path):
+    payload = consent_file(tmp_path, IMPORTED[:2], "ndjson").read_text(encoding="utf-8")
+    result = cli.json("consent", "import", "-", "--db", reg, input=payload)
+    assert (result["inserted"], result["invalid"]) == (2, 0)
+    csv_text = consent_file(tmp_path, IMPORTED[2:3], "csv").read_text(encoding="utf-8")
+    assert cli.json("consent", "import", "-", "--input-format", "csv", "--db", reg, input=csv_text)["inserted"] == 1
+    assert [r["user_id"] for r in cli.json("consent", "list", "--db", reg)] == ["adult", "adult", "kid"]
+
+
+def test_import_reports_every_bad_row_and_writes_nothing_unless_told(cli, reg, tmp_path):
+    good = {"user_id": "adult", "action": "grant", "purpose": "messaging", "at": "2026-01-10"}
+    bad = [
+        good,
+        {**good, "user_id": "ghost"},
+        {**good, "action": "grant-ish"},
+        {**good, "purpose": "telepathy"},
+        {**good, "at": "2999-01-01"},
+        {**good, "at": "soon"},
+        {**good, "signal": "dnt"},  # a signal withdraws
+        {**good, "action": "withdraw", "purpose": "messaging", "signal": "dnt"},  # DNT withdraws only tracking
+        {**good, "by_guardian": "赵六"},  # without the relation and the written consent
+        {**good, "action": "withdraw", "by_guardian": "赵六", "relation": "father", "written_consent": "f-1"},
+        {**good, "event_id": "7"},
+        {**good, "colour": "red"},
+        {**good, "method": 7},
+        {"purpose": "messaging"},
+    ]
+    path = consent_file(tmp_path, bad, "ndjson")
+    result = cli("consent", "import", path, "--db", reg)
+    assert result.exit_code == 4
+    for line in ("row 2: user_id: no such user", "row 3: action: must be grant or withdraw", "row 4: purpose: neither",
+                 "row 5: at: a consent cannot be recorded for the future", "row 6: at: not a date or time",
+                 "row 7: signal: only a withdrawal", "row 8: signal: dnt withdraws only tracking", "row 9: relation: required",
+                 "row 10: by_guardian: a guardian's written consent goes with a grant", "row 11: source: required with event_id",
+                 "row 12: colour: unknown field", "row 13: method: must be text", "row 14: user_id: required",
+                 "row 14: action: required", "13 of 14 rows are invalid; nothing was written"):
+        assert line in result.stderr, line
+    assert "赵六" not in result.stderr and "grant-ish" not in result.stderr and "telepathy" not in result.stderr
+    assert cli.json("consent", "list", "--db", reg) == []
+    skipped = cli("consent", "import", path, "--skip-invalid", "--db", reg, "--format", "json")
+    assert skipped.exit_code == 0 and json.loads(skipped.stdout)["inserted"] == 1
+    assert "warning: skipped row 2: user_id: no such user" in skipped.stderr
+    assert [r["code"] for r in cli.json("consent", "history", "adult", "--db", reg)] == ["messaging"]
+
+
+def test_import_records_the_policy_version_of_each_time_in_audited_batches(cli, reg, tmp_path):
+    cli.json("policy", "version", "add", "v1", "--effective", "2026-01-01", "--db", reg)
+    cli.json("policy", "version", "add", "v2", "--effective", "2026-06-01", "--changes", "purposes", "--db", reg)
+    rows = [{"user_id": "adult", "action": "grant", "purpose": "surveys", "at": at} for at in ("2025-12-01", "2026-02-01", "2026-07-01")]
+    rows.append({"user_id": "kid", "action": "grant", "purpose": "surveys", "at": "2026-02-01"})
+    result = cli("consent", "import", consent_file(tmp_path, rows, "csv"), "--batch-size", "3", "--db", reg, "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["inserted"] == 4
+    assert result.stderr == ("warning: 1 grant given under 18 without a guardian's written consent: a minor's consent "
+                             "counts only with one (see `pipolicy consent minors`)\n")
+    versions = [r["policy_version"] for r in cli.json("consent", "history", "adult", "--db", reg)]
+    assert versions == [None, "v1", "v2"]
+    assert check(cli, reg, "kid", "surveys", "2026-03-01")[1]["reason"] == "minor-without-guardian"
+    batches = cli.json("audit", "list", "--command", "consent import", "--db", reg)
+    assert [e["detail"] for e in batches] == [{"inserted": 3, "keys": [1, 3]}, {"inserted": 1, "keys": [4, 4]}]
+    assert "adult" not in json.dumps(batches) and "kid" not in json.dumps(batches)
+
+
+def test_imported_consents_are_exported_and_erased(cli, reg, tmp_path):
+    import sqlite3
+
+    import jsonschema
+
+    from pipolicy_cli.catalog import data_path
+
+    mark = "ZQXMARK"
+    rows = [{**IMPORTED[0], "evidence": mark + "-evidence", "event_id": mark + "-1"}, IMPORTED[2]]
+    cli.json("consent", "import", consent_file(tmp_path, rows, "json"), "--db", reg)
+    document = json.loads(cli("export", "adult", "--db", reg).stdout)
+    jsonschema.validate(document, json.loads(data_path("schemas", "export.schema.json").read_text(encoding="utf-8")))
+    assert [(c["code"], c["source"], c["event_id"]) for c in document["consents"]] == [("messaging", "app", mark + "-1")]
+    def marked() -> bool:
+        return any(mark.encode() in path.read_bytes() for path in reg.parent.glob(reg.name + "*"))
+
+    assert marked()
+    cli.json("erase", "adult", "--yes", "--db", reg)
+    conn = sqlite3.connect(reg)
+    assert conn.execute("SELECT count(*) FROM consents").fetchone()[0] == 1  # the kid's
+    conn.close()
+    assert not marked()  # nor in the index on (source, event_id)
