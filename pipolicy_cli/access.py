@@ -157,20 +157,39 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
             for first, final, count in Staging.batches(conn, None, batch_size):
                 with register.transaction(actor, "access import") as tx:
                     first_key = (conn.execute("SELECT max(id) FROM main.access_log").fetchone()[0] or 0) + 1
-                    for low in range(first, final + 1, STATEMENT_ROWS):
-                        conn.execute(
-                            """INSERT INTO main.access_log
-                                   (at, actor, user_key, categories, purpose, action, basis, source, event_id, recorded_at)
-                               SELECT s.at, s.actor, u.id, s.categories, s.purpose, s.action, s.basis, s.source, s.event_id, ?
-                               FROM spool.staged s JOIN main.users u ON u.user_id = s.user_id
-                               WHERE s.outcome IS NULL AND s.row_no BETWEEN ? AND ? ORDER BY s.row_no""",
-                            (tx.at, low, min(low + STATEMENT_ROWS - 1, final)),
-                        )
-                    tx.record("import", "access_log", fields=("at", "actor", "categories", "purpose", "action", "basis"),
-                              detail={"inserted": count, "keys": [first_key, first_key + count - 1]})
-                result.inserted += count
-                result.written = True
+                    inserted = sum(_insert_rows(conn, tx.at, low, min(low + STATEMENT_ROWS - 1, final))
+                                   for low in range(first, final + 1, STATEMENT_ROWS))
+                    if inserted:
+                        detail = {"inserted": inserted, "keys": [first_key, first_key + inserted - 1]}
+                        (restricted,) = conn.execute("SELECT count(*) FROM main.access_log WHERE id >= ? AND user_key IS NULL",
+                                                     (first_key,)).fetchone()
+                        if restricted:
+                            detail["restricted"] = restricted
+                        tx.record("import", "access_log", fields=("at", "actor", "categories", "purpose", "action", "basis"),
+                                  detail=detail)
+                result.inserted += inserted
+                result.skipped += count - inserted
+                result.written = result.written or bool(inserted)
     return result
+
+
+def _insert_rows(conn, at: str, first: int, final: int) -> int:
+    """Copy staged rows first..final into the log; how many were stored.
+
+    Other processes write between the checks and this batch. An event another import stored meanwhile (the
+    same source and id: a retried cron job) is skipped, as the checks would have skipped it. An event whose
+    person was erased meanwhile is kept the way the erasure keeps that person's events: unlinked, restricted.
+    """
+    return conn.execute(
+        """INSERT INTO main.access_log
+               (at, actor, user_key, categories, purpose, action, basis, source, event_id, recorded_at, restricted_at)
+           SELECT s.at, s.actor, u.id, s.categories, s.purpose, s.action, s.basis, s.source, s.event_id, :at,
+                  CASE WHEN u.id IS NULL THEN :at END
+           FROM spool.staged s LEFT JOIN main.users u ON u.user_id = s.user_id
+           WHERE s.outcome IS NULL AND s.row_no BETWEEN :first AND :final ORDER BY s.row_no
+           ON CONFLICT (source, event_id) WHERE event_id IS NOT NULL DO NOTHING""",
+        {"at": at, "first": first, "final": final},
+    ).rowcount
 
 
 def events(register: Register, *, user_key: int | None = None, since: str | None = None, until: str | None = None,

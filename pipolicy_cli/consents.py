@@ -179,17 +179,22 @@ def import_consents(register: Register, path: Path, fmt: str, actor: str, *, ski
             for first, final, count in Staging.batches(conn, None, batch_size):
                 with register.transaction(actor, "consent import") as tx:
                     first_key = (conn.execute("SELECT max(id) FROM main.consents").fetchone()[0] or 0) + 1
-                    conn.execute(
+                    # Other processes write between the checks and this batch: the consents of a person erased
+                    # meanwhile go with the person, and one another import stored meanwhile is not stored twice.
+                    inserted = conn.execute(
                         f"""INSERT INTO main.consents (user_key, {', '.join(columns)}, policy_version, recorded_at)
                             SELECT u.id, {values}, ({policy.IN_FORCE_SQL.format(at=at)}), :now
                             FROM spool.staged s JOIN main.users u ON u.user_id = s.user_id
-                            WHERE s.outcome IS NULL AND s.row_no BETWEEN :first AND :final ORDER BY s.row_no""",
+                            WHERE s.outcome IS NULL AND s.row_no BETWEEN :first AND :final ORDER BY s.row_no
+                            ON CONFLICT (source, event_id) WHERE event_id IS NOT NULL DO NOTHING""",
                         {"now": tx.at, "first": first, "final": final},
-                    )
-                    tx.record("import", "consents", fields=(*columns, "policy_version"),
-                              detail={"inserted": count, "keys": [first_key, first_key + count - 1]})
-                result.inserted += count
-                result.written = True
+                    ).rowcount
+                    if inserted:
+                        tx.record("import", "consents", fields=(*columns, "policy_version"),
+                                  detail={"inserted": inserted, "keys": [first_key, first_key + inserted - 1]})
+                result.inserted += inserted
+                result.skipped += count - inserted
+                result.written = result.written or bool(inserted)
     return result
 
 

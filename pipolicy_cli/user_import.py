@@ -63,9 +63,12 @@ def check_user(record: dict, context: tuple) -> tuple[tuple | None, list[tuple[s
     return tuple(values.get(column) for column in COLUMNS), []
 
 
+# A staged row s with the values of the stored user u (a value not given is not a change).
+SAME_VALUES = " AND ".join(f"(s.{c} IS NULL OR s.{c} = u.{c})" for c in CORRECTABLE)
+
+
 def _compare(conn: sqlite3.Connection, result: ImportResult, apply_updates: bool, max_problems: int) -> None:
     """Mark each staged row insert, same, update or invalid, against the register."""
-    with_values = " AND ".join(f"(s.{c} IS NULL OR s.{c} = u.{c})" for c in CORRECTABLE)
     conn.execute("BEGIN")
     for column in UNIQUE[1:]:
         conn.execute(
@@ -76,7 +79,7 @@ def _compare(conn: sqlite3.Connection, result: ImportResult, apply_updates: bool
         )
     conn.execute(
         f"""UPDATE spool.staged AS s SET target = u.id,
-                outcome = CASE WHEN {with_values} THEN 'same' ELSE 'update' END
+                outcome = CASE WHEN {SAME_VALUES} THEN 'same' ELSE 'update' END
             FROM main.users u WHERE u.user_id = s.user_id"""
     )
     conn.execute("UPDATE spool.staged SET outcome = 'insert' WHERE outcome IS NULL")
@@ -94,20 +97,31 @@ def _compare(conn: sqlite3.Connection, result: ImportResult, apply_updates: bool
 def _insert(register: Register, actor: str, result: ImportResult, batch_size: int) -> None:
     conn = register.conn
     columns = ", ".join(COLUMNS)
-    for first, final, count in Staging.batches(conn, "insert", batch_size):
+    for first, final, _ in Staging.batches(conn, "insert", batch_size):
         with register.transaction(actor, "user import") as tx:
+            # Another process may have stored some of these people since the checks (a retried job running
+            # alongside): with the same values they are unchanged, as the checks would have found them.
+            same = conn.execute(
+                f"""UPDATE spool.staged AS s SET outcome = 'same', target = u.id FROM main.users u
+                    WHERE s.outcome = 'insert' AND s.row_no BETWEEN ? AND ? AND u.user_id = s.user_id
+                    AND {SAME_VALUES}""",
+                (first, final),
+            ).rowcount
             first_key = (conn.execute("SELECT max(id) FROM main.users").fetchone()[0] or 0) + 1
-            conn.execute(
+            inserted = conn.execute(
                 f"""INSERT INTO main.users ({columns})
                     SELECT user_id, name, gender, birth_date, address, phone, email, id_number, contact,
                            coalesce(status, 'active'), coalesce(created_at, ?), cancelled_at
                     FROM spool.staged WHERE outcome = 'insert' AND row_no BETWEEN ? AND ? ORDER BY row_no""",
                 (tx.at, first, final),
-            )
-            # One event per batch: the keys are consecutive, the fields those of an import.
-            tx.record("import", "users", fields=COLUMNS, detail={"inserted": count, "keys": [first_key, first_key + count - 1]})
-        result.inserted += count
-        result.written = True
+            ).rowcount
+            if inserted:
+                # One event per batch: the keys are consecutive, the fields those of an import.
+                tx.record("import", "users", fields=COLUMNS,
+                          detail={"inserted": inserted, "keys": [first_key, first_key + inserted - 1]})
+        result.inserted += inserted
+        result.unchanged += same
+        result.written = result.written or bool(inserted)
 
 
 def _correct(register: Register, actor: str, result: ImportResult, batch_size: int) -> None:
