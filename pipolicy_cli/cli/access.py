@@ -74,14 +74,11 @@ def import_(
     as_json: options.Json = False,
 ) -> None:
     """Import a log (at, actor, user_id, categories, purpose, action, basis, source, event_id): validated first; resent events skipped."""
-    from pipolicy_cli import access, readers
-    from pipolicy_cli.cli.imports import report_import
+    from pipolicy_cli import access
+    from pipolicy_cli.cli.imports import run_import
 
-    out = options.output(fmt, as_json)
-    with options.open_register(db) as register, readers.source(file) as path:
-        result = access.import_events(register, path, readers.detect(path, input_format), options.actor(actor),
-                                      skip_invalid=skip_invalid, batch_size=batch_size, jobs=jobs)
-    report_import(out, result, skip_invalid, "rows", "inserted", "skipped", "invalid", "written")
+    run_import(access.import_events, file, input_format, skip_invalid, db, actor, fmt, as_json,
+               "rows", "inserted", "skipped", "invalid", "written", batch_size=batch_size, jobs=jobs)
 
 
 @app.command("list")

@@ -97,14 +97,11 @@ def import_(
     as_json: options.Json = False,
 ) -> None:
     """Import grants and withdrawals (user_id, action, purpose, at, method, evidence, by_guardian, relation, written_consent, signal, source, event_id): validated first; resent events skipped."""
-    from pipolicy_cli import consents, readers
-    from pipolicy_cli.cli.imports import report_import
+    from pipolicy_cli import consents
+    from pipolicy_cli.cli.imports import run_import
 
-    out = options.output(fmt, as_json)
-    with options.open_register(db) as register, readers.source(file) as path:
-        result = consents.import_consents(register, path, readers.detect(path, input_format), options.actor(actor),
-                                          skip_invalid=skip_invalid, batch_size=batch_size, jobs=jobs)
-    report_import(out, result, skip_invalid, "rows", "inserted", "skipped", "invalid", "written")
+    run_import(consents.import_consents, file, input_format, skip_invalid, db, actor, fmt, as_json,
+               "rows", "inserted", "skipped", "invalid", "written", batch_size=batch_size, jobs=jobs)
 
 
 @app.command("history")

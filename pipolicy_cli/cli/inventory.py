@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 import typer
 
 from pipolicy_cli.cli import options
-from pipolicy_cli.cli.imports import report_import
 from pipolicy_cli.cli.output import Format
 
 system_app = typer.Typer(help="The company's systems and processors that hold personal data.", no_args_is_help=True)
@@ -126,10 +125,8 @@ def data_import(
     as_json: options.Json = False,
 ) -> None:
     """Import inventory items (user_id, category, field, system, source, collected_at, value): validated in full first."""
-    from pipolicy_cli import inventory, readers
+    from pipolicy_cli import inventory
+    from pipolicy_cli.cli.imports import run_import
 
-    out = options.output(fmt, as_json)
-    with options.open_register(db) as register, readers.source(file) as path:
-        result = inventory.import_items(register, path, readers.detect(path, input_format), options.actor(actor),
-                                        skip_invalid=skip_invalid, batch_size=batch_size, jobs=jobs)
-    report_import(out, result, skip_invalid)
+    run_import(inventory.import_items, file, input_format, skip_invalid, db, actor, fmt, as_json,
+               batch_size=batch_size, jobs=jobs)

@@ -186,12 +186,8 @@ def import_(
     as_json: options.Json = False,
 ) -> None:
     """Import users: the whole file is validated first; bad rows mean nothing is written."""
-    from pipolicy_cli import readers
-    from pipolicy_cli.cli.imports import report_import
+    from pipolicy_cli.cli.imports import run_import
     from pipolicy_cli.user_import import import_users
 
-    out = options.output(fmt, as_json)
-    with options.open_register(db) as register, readers.source(file) as path:
-        result = import_users(register, path, readers.detect(path, input_format), options.actor(actor),
-                              skip_invalid=skip_invalid, apply_updates=update, batch_size=batch_size, jobs=jobs)
-    report_import(out, result, skip_invalid)
+    run_import(import_users, file, input_format, skip_invalid, db, actor, fmt, as_json,
+               apply_updates=update, batch_size=batch_size, jobs=jobs)
