@@ -145,13 +145,9 @@ def import_events(register: Register, path: Path, fmt: str, actor: str, *, skip_
     conn = register.conn
     with cache_size(conn, ACCESS_CACHE_KIB), Staging(EVENT_FIELDS) as staging:
         staging.load(checked_records(path, fmt, check_event, Vocabulary(register), jobs_for(path, jobs), fields=EVENT_FIELDS), result)
-        staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
+        staging.index_events()
         with staging.attached(conn):
-            conn.execute("BEGIN")
-            Staging.flag_unknown_users(conn)
-            Staging.finish_checks(conn, result, max_problems)
-            result.skipped = Staging.skip_resent(conn, "access_log")
-            conn.execute("COMMIT")
+            Staging.check_events(conn, result, max_problems, "access_log")
             if result.invalid and not skip_invalid:
                 return result
             for first, final, count in Staging.batches(conn, None, batch_size):

@@ -158,13 +158,9 @@ def import_consents(register: Register, path: Path, fmt: str, actor: str, *, ski
     rules = Rules(register)
     with cache_size(conn, IMPORT_CACHE_KIB), Staging(EVENT_COLUMNS) as staging:
         staging.load(checked_records(path, fmt, check_event, rules, jobs_for(path, jobs), fields=IMPORT_FIELDS), result)
-        staging.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
+        staging.index_events()
         with staging.attached(conn):
-            conn.execute("BEGIN")
-            Staging.flag_unknown_users(conn)
-            Staging.finish_checks(conn, result, max_problems)
-            result.skipped = Staging.skip_resent(conn, "consents")
-            conn.execute("COMMIT")
+            Staging.check_events(conn, result, max_problems, "consents")
             if result.invalid and not skip_invalid:
                 return result
             limit = settings.guardian_age(register)[0]

@@ -154,6 +154,20 @@ class Staging:
                WHERE NOT EXISTS (SELECT 1 FROM main.users u WHERE u.user_id = s.user_id)"""
         )
 
+    def index_events(self) -> None:
+        """Before attaching: on the spool's own connection, whose sorts spill to files, not memory."""
+        self.conn.execute("CREATE INDEX staged_event ON staged(source, event_id) WHERE event_id IS NOT NULL")
+
+    @staticmethod
+    def check_events(conn: sqlite3.Connection, result: ImportResult, max_problems: int, table: str) -> None:
+        """Events of people (attached, in one transaction): an unknown user_id is a problem, and a valid row
+        whose (source, event_id) `table` holds already, or an earlier row has, is skipped (`index_events` first)."""
+        conn.execute("BEGIN")
+        Staging.flag_unknown_users(conn)
+        Staging.finish_checks(conn, result, max_problems)
+        result.skipped = Staging.skip_resent(conn, table)
+        conn.execute("COMMIT")
+
     @staticmethod
     def skip_resent(conn: sqlite3.Connection, table: str) -> int:
         """Valid rows whose (source, event_id) is stored in `table` or on an earlier row are resent events:

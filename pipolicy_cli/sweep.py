@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 from pipolicy_cli import dates, retention, tasks
 from pipolicy_cli.errors import InvalidInput, Locked
 from pipolicy_cli.register import Register
+from pipolicy_cli.register.connection import pragma_for_a_while
 
 VACUUM_FREE_SHARE = 0.25  # give pages back once a quarter of the file is free...
 VACUUM_MIN_PAGES = 2048  # ...and that is worth the work
@@ -50,17 +51,6 @@ BATCH_WAL_PAGES = 65_536
 # the first 1.27M rows (bench_sweep.py).
 FIRST_BATCH, MAX_BATCH, BATCH_SECONDS, GROWTH = 10_000, 1_000_000, 15.0, 8
 COLUMNS = ("id", "started_at", "finished_at", "as_of", "state", "stop_reason", "resumed", "counts", "attention", "actor")
-
-
-@contextmanager
-def wal_checkpoints_every(register: Register, pages: int) -> Iterator[None]:
-    conn = register.conn
-    (previous,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
-    conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
-    try:
-        yield
-    finally:
-        conn.execute(f"PRAGMA wal_autocheckpoint = {int(previous)}")
 
 
 @contextmanager
@@ -144,7 +134,7 @@ class Sweep:
         with lock(self.register):
             self.key, self.as_of = self._begin()
             attention: list[str] = []
-            with wal_checkpoints_every(self.register, BATCH_WAL_PAGES):
+            with pragma_for_a_while(self.register.conn, "wal_autocheckpoint", BATCH_WAL_PAGES):
                 for rule in retention.stored(self.register):
                     floor = retention.under_floor(self.register, rule)
                     if floor:

@@ -47,25 +47,24 @@ def storage_problem(exc: sqlite3.Error) -> str:
 
 
 @contextmanager
-def cache_size(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
-    """Use another page cache size for a while (bulk work that reads little back)."""
-    previous = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+def pragma_for_a_while(conn: sqlite3.Connection, name: str, value: int) -> Iterator[None]:
+    """Another value of an integer pragma until the block ends."""
+    (previous,) = conn.execute(f"PRAGMA {name}").fetchone()
+    conn.execute(f"PRAGMA {name} = {int(value)}")
     try:
         yield
     finally:
-        conn.execute(f"PRAGMA cache_size = {int(previous)}")
+        conn.execute(f"PRAGMA {name} = {int(previous)}")
 
 
-@contextmanager
-def busy_timeout(conn: sqlite3.Connection, milliseconds: int) -> Iterator[None]:
+def cache_size(conn: sqlite3.Connection, kib: int):
+    """Another page cache size for a while (bulk work that reads little back)."""
+    return pragma_for_a_while(conn, "cache_size", -kib)
+
+
+def busy_timeout(conn: sqlite3.Connection, milliseconds: int):
     """Wait at most this long for other connections for a while."""
-    (previous,) = conn.execute("PRAGMA busy_timeout").fetchone()
-    conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
-    try:
-        yield
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
+    return pragma_for_a_while(conn, "busy_timeout", milliseconds)
 
 
 def create_file(path: Path) -> None:
