@@ -153,9 +153,13 @@ def _absolute(value: str) -> Path:
 
 
 @contextmanager
-def replaced_whole(path: Path, *, text: bool = False) -> Iterator[IO]:
+def replaced_whole(path: Path, *, text: bool = False, option: str = "--out") -> Iterator[IO]:
     """A file written as `PATH.part` (0600) and moved over `path` only once complete; removed when anything
     fails, so an export, notice or report cut short by a full disk or a bad row never leaves half a file."""
+    if not path.parent.is_dir():
+        raise InvalidInput(f"{option}: no such folder {path.parent}")
+    if path.is_dir():
+        raise InvalidInput(f"{option}: {path} is a folder; name a file")
     partial = path.with_name(path.name + ".part")
     fd = open_private(partial)
     try:

@@ -133,3 +133,10 @@ def test_a_reader_that_goes_away_stops_the_output_quietly(cli, db, tmp_path):
         process.stdout.close()  # like `| head -1`
         assert process.wait(timeout=60) == 141
         assert process.stderr.read() == b""
+
+
+def test_an_out_file_in_a_missing_folder_or_on_a_folder_is_invalid_input(cli, db, tmp_path):
+    for out, said in ((tmp_path / "missing" / "report.md", "--out: no such folder"), (tmp_path, "is a folder")):
+        result = cli("report", "--db", db, "--format", "md", "--out", out)
+        assert result.exit_code == 4 and said in result.stderr.splitlines()[0]
+    assert not (tmp_path / "missing").exists()
