@@ -50,7 +50,7 @@ Runs alternate order over --repeat rounds; the median is reported.
 
 Targets:
 - rate: project rows deleted per second >= 0.8x the baseline's, for each
-  --batch-size asked (default: the sweep's own, 10,000);
+  --batch-size asked (default: the sweep's own, sized from each batch's rate);
 - memory flat: the project's peak memory must not grow with E. Every
   register connection caps SQLite's page cache at 256 MiB (cache_size
   -262144, register/connection.py), which a sweep over millions of rows fills,
