@@ -154,12 +154,15 @@ def _journal_missing(register: Register) -> None:
 def scrub(register: Register) -> bool:
     """Checkpoint the WAL into the file and truncate it; clear the pending marks when it worked."""
     conn = register.conn
+    # Only the erasures committed before the checkpoint are scrubbed by it: another process may commit one after.
+    pending = [key for (key,) in conn.execute("SELECT id FROM erasures WHERE scrub_pending = 1")]
     if not _checkpoint(conn):
         return False
-    if conn.execute("SELECT 1 FROM erasures WHERE scrub_pending = 1 LIMIT 1").fetchone():
+    if pending:
         with register.transaction("pipolicy", "scrub") as tx:
-            tx.execute("UPDATE erasures SET scrub_pending = 0, scrubbed_at = ? WHERE scrub_pending = 1", (tx.at,))
-            tx.record("scrub", "erasures")
+            tx.execute(f"UPDATE erasures SET scrub_pending = 0, scrubbed_at = ? WHERE id IN ({', '.join('?' * len(pending))})",
+                       (tx.at, *pending))
+            tx.record("scrub", "erasures", detail={"erasures": pending})
         return _checkpoint(conn)
     return True
 

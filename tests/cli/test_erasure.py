@@ -175,3 +175,27 @@ def test_a_backup_still_being_written_is_left_alone_and_an_abandoned_one_cleared
     assert conn.execute("SELECT deleted_at IS NOT NULL FROM backups WHERE path = ?", (str(with_row),)).fetchone() == (1,)
     assert sorted(os.listdir(folder)) == sorted(Path(p).name for (p,) in conn.execute("SELECT path FROM backups WHERE size > 0"))
     assert cli.json("audit", "verify", "--db", reg)["ok"] is True
+
+
+def test_a_scrub_clears_only_the_erasures_its_checkpoint_covered(db, monkeypatch):
+    from pipolicy_cli import erasure
+    from pipolicy_cli.register import Register
+
+    def insert(conn, identifiers):
+        conn.execute("INSERT INTO erasures (erased_at, identifiers) VALUES ('2026-12-01T00:00:00Z', ?)", (identifiers,))
+
+    with sqlite3.connect(db) as conn:
+        insert(conn, '{"early": "x"}')
+    checkpoint = erasure._checkpoint
+
+    def another_erasure_commits_meanwhile(conn):
+        with sqlite3.connect(db) as other:
+            insert(other, '{"late": "y"}')
+        return checkpoint(conn)
+
+    monkeypatch.setattr(erasure, "_checkpoint", another_erasure_commits_meanwhile)
+    with Register.open(db) as register:
+        erasure.scrub(register)
+        pending = register.conn.execute("SELECT identifiers FROM erasures WHERE scrub_pending = 1").fetchall()
+    # one commits before each of the scrub's two checkpoints; neither was pending when the scrub looked
+    assert pending == [('{"late": "y"}',), ('{"late": "y"}',)]
