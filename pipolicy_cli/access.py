@@ -43,6 +43,17 @@ class Vocabulary:
         self.categories = frozenset(c["code"] for c in cat["categories"])
         self.bases = frozenset(["consent", *(b["code"] for b in cat["bases"])])
         self.zone = settings.local_zone(register)
+        self._stored_form: dict[str, bool] = {}
+
+    def in_stored_form(self, categories: str) -> bool:
+        """Known codes, sorted, each once, no spaces: as stored. Remembered, since a log repeats a few sets."""
+        known = self._stored_form.get(categories)
+        if known is None:
+            parts = categories.split(",")
+            known = parts == sorted(set(parts)) and self.categories.issuperset(parts)
+            if len(self._stored_form) < 10_000:
+                self._stored_form[categories] = known
+        return known
 
 
 def _plain(raw: dict[str, Any], words: Vocabulary) -> tuple | None:
@@ -57,7 +68,7 @@ def _plain(raw: dict[str, Any], words: Vocabulary) -> tuple | None:
         if value is not None and (type(value) is not str or not value or len(value) > MAX_TEXT or value != value.strip()):
             return None
     at, _, _, categories, _, action, basis, source, event_id = values
-    if (not _CANONICAL_TIME.match(at) or categories not in words.categories or action not in _ACTION_SET
+    if (not _CANONICAL_TIME.match(at) or not words.in_stored_form(categories) or action not in _ACTION_SET
             or basis not in words.bases or (event_id and not source)):
         return None
     try:

@@ -73,3 +73,15 @@ def test_import_batch_in_several_statements_keeps_order_and_keys(register, tmp_p
     details = [json.loads(e)["detail"] for (e,) in register.conn.execute(
         "SELECT event FROM audit_events WHERE event LIKE '%access import%' ORDER BY seq")]
     assert [(d["inserted"], d["keys"]) for d in details] == [(5, [1, 5]), (5, [6, 10])]
+
+
+def test_categories_in_stored_form_take_the_short_way_and_others_are_normalised(register):
+    words = access.Vocabulary(register)
+    assert words.in_stored_form("location,order") and words.in_stored_form("order")
+    for text in ("order,location", "order,order", "order, location", "dreams", "order,"):
+        assert not words.in_stored_form(text)
+    event = {"at": "2026-11-29T13:00:00Z", "actor": "svc", "user_id": "u1", "purpose": "service", "action": "use",
+             "basis": "contract"}
+    for text in ("location,order", "order,location", "order, location,order"):
+        values, problems = access.check_event({**event, "categories": text}, words)
+        assert problems == [] and values[3] == "location,order"
