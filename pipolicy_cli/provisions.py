@@ -204,8 +204,8 @@ def for_person(register: Register, user_key: int) -> Iterator[dict[str, Any]]:
 def assign(register: Register, actor: str, acquirer: str, reason: str, keeps_policy: bool) -> dict[str, Any]:
     """A merger, acquisition or bankruptcy hands the register's data to another: who must be told, who re-asked.
 
-    Policy 3.2 and PIPL Art. 22: everyone is told the recipient's name and contact; if the recipient does not keep
-    to this policy, everyone's consents must be sought again."""
+    Policy 3.2: everyone is told the recipient's name and contact; if the recipient does not keep to this policy,
+    everyone's consents must be sought again. The profile names the law's rule (`[provisions.assignment]`)."""
     target = recipient(register, acquirer)
     if target["kind"] != "acquirer":
         raise InvalidInput(f"ACQUIRER: {acquirer!r} is registered as {target['kind']}, not acquirer")
@@ -215,7 +215,7 @@ def assign(register: Register, actor: str, acquirer: str, reason: str, keeps_pol
         key = tx.insert("assignments", {"recipient_id": target["id"], "reason": reason, "keeps_policy": int(keeps_policy),
                                         "at": tx.at, "recorded_at": tx.at})
     return {"assignment": key, "acquirer": target["name"], "reason": reason, "keeps_policy": keeps_policy,
-            "source": "policy 3.2; PIPL Art. 22"}
+            "source": catalog.load_profile(settings.jurisdiction(register))["provisions"]["assignment"]["source"]}
 
 
 def assignment_list(register: Register, keeps_policy: bool) -> Iterator[dict[str, Any]]:

@@ -85,7 +85,7 @@ def recipient_assign(
     keeps_policy: Annotated[bool, typer.Option("--keeps-policy/--new-policy", help="Whether the acquirer stays bound by this policy (else everyone is re-asked).")] = True,
     db: options.Db = None, actor: options.Actor = None, fmt: options.FormatOpt = Format.auto, as_json: options.Json = False,
 ) -> None:
-    """Record that the register's data goes to an acquirer, and list every person to tell or re-ask (policy 3.2; PIPL Art. 22)."""
+    """Record that the register's data goes to an acquirer, and list every person to tell or re-ask (policy 3.2, and the profile's law)."""
     from pipolicy_cli import provisions
 
     out = options.output(fmt, as_json)
@@ -94,7 +94,7 @@ def recipient_assign(
         count = out.rows(provisions.assignment_list(register, keeps_policy),
                          ["user_id", "status", "notify", "reask", "consents_to_reask", "reachable_by"])
     out.message(f"assignment {done['assignment']} to {done['acquirer']} ({done['reason']}): {count} people to tell"
-                + ("" if keeps_policy else ", each to be asked for consent again"))
+                + ("" if keeps_policy else ", each to be asked for consent again") + f" ({done['source']})")
 
 
 def _log(kind: str, user: Optional[str], users: Optional[str], by: options.By, db, actor, fmt, as_json, **details) -> None:

@@ -83,7 +83,7 @@ def rule_remove(
 def sweep(
     dry_run: options.DryRun = False,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Judge ages as at this time (default: now).", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=1_000_000, help="Rows per transaction (default: growing from 10,000 while a batch takes under 12.5 s); other writers wait at most one batch.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=1_000_000, help="Rows per transaction (default: from 10,000, each batch sized to take about 15 s, up to 1,000,000); other writers wait at most one batch.", show_default=False)] = None,
     max_duration: Annotated[Optional[str], typer.Option("--max-duration", help="Stop after about this long (e.g. 2h); the next sweep resumes.", show_default=False)] = None,
     fail_on_attention: Annotated[bool, typer.Option("--fail-on-attention", help="Exit 5 when something needs a person.")] = False,
     yes: options.Yes = False,

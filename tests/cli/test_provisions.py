@@ -123,6 +123,9 @@ def test_assignment_lists_everyone_to_tell_or_reask(cli, reg):
     new = cli.json("recipient", "assign", "NewCo", "--reason", "acquisition", "--new-policy", "--db", reg)
     assert [(row["user_id"], row["reask"], row["consents_to_reask"]) for row in new][0] == ("u1", True, ["messaging"])
     assert cli("recipient", "assign", "Sister Co", "--reason", "merger", "--db", reg).exit_code == 4
+    assert "PIPL Art. 22" in cli("recipient", "assign", "NewCo", "--reason", "merger", "--db", reg).stderr
+    cli.json("config", "set", "jurisdiction", "gdpr", "--db", reg)
+    assert "GDPR Art. 13(3)" in cli("recipient", "assign", "NewCo", "--reason", "merger", "--db", reg).stderr
 
 
 def test_pias_keep_the_report_hash(cli, reg, tmp_path):
