@@ -27,6 +27,26 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 
+def workspace(name: str) -> tuple[Path, dict[str, str]]:
+    """A fresh temporary folder, and an environment without the caller's PIPOLICY_* whose home is in it."""
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"pipolicy-bench-{name}-"))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIPOLICY_")}
+    env["PIPOLICY_HOME"] = str(workdir / "home")
+    return workdir, env
+
+
+def leave(workdir: Path, keep: bool) -> None:
+    """Remove the folder, or say where it was kept (--keep)."""
+    if keep:
+        print(f"kept {workdir}")
+    else:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def timed(fn: Callable[[], object]) -> float:
     """Seconds one call of `fn` takes (a collection runs first, outside the timing)."""
     gc.collect()

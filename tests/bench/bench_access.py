@@ -33,19 +33,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import random
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from _common import at_least, at_most, environment, measure, memory_below, rate, report
+from _common import at_least, at_most, environment, leave, measure, memory_below, rate, report, workspace
 from bench_startup import launcher
 from bench_user_import import count_users, write_users
 
@@ -157,9 +155,7 @@ def main() -> None:
     n_users, n = args.users, args.events
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-access-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("access")
     try:
         print(f"pipolicy access import / violations vs raw sqlite3: {n:,} events, {n_users:,} users, "
               f"{args.repeat} run(s) each, median")
@@ -265,10 +261,7 @@ def main() -> None:
                     peak_mb=median_check("project", 1)),
         ])
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":

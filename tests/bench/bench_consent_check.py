@@ -30,15 +30,13 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, environment, rate, report
+from _common import Row, environment, leave, rate, report, workspace
 from bench_startup import launcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -153,9 +151,7 @@ def main() -> None:
     n, q, k = args.users, args.questions, args.calls
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-consent-"))
-    env = {key: v for key, v in os.environ.items() if not key.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("consent")
     # The in-process consents.record must see the same environment (audit key) as the CLI.
     for key in [key for key in os.environ if key.startswith("PIPOLICY_")]:
         del os.environ[key]
@@ -241,10 +237,7 @@ def main() -> None:
         if mismatches:
             print(f"note: {mismatches} separate answer(s) disagreed with the bulk answer (see above)")
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":

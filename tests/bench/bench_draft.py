@@ -62,13 +62,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from _common import Row, environment, measure, memory_below, rate, report
+from _common import Row, environment, leave, measure, memory_below, rate, report, workspace
 from bench_startup import launcher
 
 RATE_TARGET = 1_000  # notices per second, each output kind
@@ -297,9 +296,7 @@ def main() -> None:
         parser.error("need --users >= 1")
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-draft-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("draft")
     for var in [k for k in os.environ if k.startswith("PIPOLICY_")]:
         del os.environ[var]  # the in-process baseline sees the same environment as the children
     os.environ["PIPOLICY_HOME"] = env["PIPOLICY_HOME"]
@@ -398,10 +395,7 @@ def main() -> None:
                         "notices/s", results["folder"][1]))
         report(rows)
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":

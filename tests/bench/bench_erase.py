@@ -50,11 +50,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import at_most, environment, report, spread, timed
+from _common import at_most, environment, leave, report, spread, timed, workspace
 from bench_export import build, raw_connection, user_id
 from bench_startup import launcher
 
@@ -138,9 +137,7 @@ def main() -> None:
     targets = spread_targets(n_users, n_targets)
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-erase-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("erase")
     for name in [k for k in os.environ if k.startswith("PIPOLICY_")]:
         del os.environ[name]  # no PIPOLICY_KEY / PIPOLICY_AUDIT_KEY: the key file and a plain chain, as `init` set up
     os.environ["PIPOLICY_HOME"] = env["PIPOLICY_HOME"]
@@ -229,10 +226,7 @@ def main() -> None:
 
         report([at_most(f"erase of one user ({user_events:,} events) on {n_events:,} events", project_s, baseline_s, TARGET)])
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -38,17 +38,15 @@ import io
 import json
 import os
 import random
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-from _common import at_most, environment, interleaved, measure, report, spread
+from _common import at_most, environment, interleaved, leave, measure, report, spread, workspace
 from bench_startup import launcher
 
 TARGET = 2.0  # project seconds over baseline seconds
@@ -293,9 +291,7 @@ def main() -> None:
     uid = user_id(target)
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-export-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("export")
     for name in [k for k in os.environ if k.startswith("PIPOLICY_")]:
         del os.environ[name]  # the in-process export sees the same environment as the child
     os.environ["PIPOLICY_HOME"] = env["PIPOLICY_HOME"]
@@ -356,10 +352,7 @@ def main() -> None:
 
         report([at_most(f"export of one user ({user_events:,} events) as JSON", project_s, baseline_s, TARGET)])
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -71,18 +71,16 @@ from __future__ import annotations
 import argparse
 import calendar
 import json
-import os
 import random
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, at_least, environment, measure, memory_below, rate, report
+from _common import Row, at_least, environment, leave, measure, memory_below, rate, report, workspace
 from bench_access import ACTORS, BASES, BASIS_WEIGHTS, CATEGORY_SETS, CATEGORY_WEIGHTS, PURPOSE_WEIGHTS, PURPOSES, count_events
 from bench_startup import launcher
 from bench_user_import import count_users, write_users
@@ -203,9 +201,7 @@ def main() -> None:
     n_users, n = args.users, args.events
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-sweep-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("sweep")
     try:
         if args.template:
             template = workdir / "register.db"
@@ -316,10 +312,7 @@ def main() -> None:
                                  baseline_mb, MEMORY_TARGET_MB))
         report(rows)
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, at_least, environment, measure, memory_below, rate, report
+from _common import Row, at_least, environment, leave, measure, memory_below, rate, report, workspace
 from bench_startup import launcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,9 +64,7 @@ def main() -> None:
     n = args.users
 
     pipolicy, how = launcher()
-    workdir = Path(tempfile.mkdtemp(prefix="pipolicy-bench-import-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPOLICY_")}
-    env["PIPOLICY_HOME"] = str(workdir / "home")
+    workdir, env = workspace("import")
     try:
         print(f"pipolicy user import vs raw validate + executemany: {n:,} users, {args.repeat} run(s) each, median")
         print(environment())
@@ -120,10 +115,7 @@ def main() -> None:
                 project_rate / raw_rate, "-", None, project_rate, raw_rate, "rows/s", project_mb),
         ])
     finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        leave(workdir, args.keep)
 
 
 if __name__ == "__main__":
